@@ -4,6 +4,7 @@
 //!
 //! This crate does no network I/O; it reads files only in [`load`] and [`crd`].
 
+pub mod crd;
 pub mod diag;
 pub mod model;
 
