@@ -7,6 +7,7 @@
 pub mod crd;
 pub mod diag;
 pub mod model;
+pub mod render;
 
 pub use diag::{Diagnostic, Diagnostics, Kind, SourceLoc};
 pub use model::*;

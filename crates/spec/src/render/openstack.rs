@@ -1,0 +1,299 @@
+//! CAPO objects: OpenStackCluster and OpenStackMachineTemplate, in `v1beta2` (CAPO's storage
+//! version) or `v1beta1` (CAPO v0.14.x). The two versions differ in field names only where noted.
+
+use super::names;
+use super::{CapoApiVersion, INFRA_GROUP, Infra, RenderError, RenderOptions, Role, int32};
+use crate::model::{ClusterDefinition, Cni, RootVolume};
+use serde_json::{Map, Value, json};
+
+const PROVIDER: &str = "openstack";
+
+/// The OpenStack side of a cluster.
+pub(super) struct OpenStack<'a> {
+    def: &'a ClusterDefinition,
+    version: CapoApiVersion,
+    image: &'a str,
+}
+
+impl<'a> OpenStack<'a> {
+    pub(super) fn new(
+        def: &'a ClusterDefinition,
+        opts: &RenderOptions,
+    ) -> Result<Self, RenderError> {
+        // The image is selected by name; a `url` alone is registered under `name` first, so the
+        // name is what machines boot from either way.
+        let image = def
+            .image
+            .name
+            .as_deref()
+            .ok_or_else(|| missing("image.name"))?;
+        Ok(OpenStack {
+            def,
+            version: opts.capo_api_version,
+            image,
+        })
+    }
+
+    fn v1beta1(&self) -> bool {
+        self.version == CapoApiVersion::V1beta1
+    }
+
+    /// The reference to the credentials Secret. v1beta1 requires `type`; v1beta2 defaults it.
+    fn identity_ref(&self) -> Value {
+        let mut identity = Map::new();
+        if self.v1beta1() {
+            identity.insert("type".into(), "Secret".into());
+        }
+        identity.insert(
+            "name".into(),
+            names::cloud_config_secret(&self.def.name).into(),
+        );
+        identity.insert("cloudName".into(), self.def.cloud.name.clone().into());
+        if let Some(region) = &self.def.cloud.region {
+            identity.insert("region".into(), region.clone().into());
+        }
+        Value::Object(identity)
+    }
+
+    /// Rules the CNI needs between nodes; CAPO's default groups only open the Kubernetes ports.
+    fn cni_rules(&self) -> Value {
+        let rule = |name: &str, protocol: &str, port: Option<u16>| {
+            let mut r = Map::new();
+            r.insert("name".into(), name.into());
+            r.insert(
+                "description".into(),
+                format!("{name} (created by manage)").into(),
+            );
+            r.insert("direction".into(), "ingress".into());
+            r.insert("etherType".into(), "IPv4".into());
+            r.insert("protocol".into(), protocol.into());
+            if let Some(port) = port {
+                r.insert("portRangeMin".into(), port.into());
+                r.insert("portRangeMax".into(), port.into());
+            }
+            r.insert(
+                "remoteManagedGroups".into(),
+                json!(["controlplane", "worker"]),
+            );
+            Value::Object(r)
+        };
+        match self.def.network.cni {
+            Cni::Cilium => json!([
+                rule("cilium-vxlan", "udp", Some(8472)),
+                rule("cilium-health", "tcp", Some(4240)),
+                rule("cilium-hubble", "tcp", Some(4244)),
+                rule("cilium-icmp", "icmp", None),
+            ]),
+            Cni::Calico => json!([
+                rule("calico-bgp", "tcp", Some(179)),
+                rule("calico-ipip", "4", None),
+                rule("calico-vxlan", "udp", Some(4789)),
+                rule("calico-typha", "tcp", Some(5473)),
+            ]),
+        }
+    }
+
+    fn root_volume(&self, field: &str, volume: &RootVolume) -> Result<Value, RenderError> {
+        let mut v = Map::new();
+        v.insert(
+            "sizeGiB".into(),
+            int32(&format!("{field}.sizeGib"), volume.size_gib, 1)?.into(),
+        );
+        if let Some(t) = &volume.volume_type {
+            v.insert("type".into(), t.clone().into());
+        }
+        Ok(Value::Object(v))
+    }
+}
+
+fn missing(field: &str) -> RenderError {
+    RenderError::Missing {
+        field: field.to_string(),
+        provider: PROVIDER,
+    }
+}
+
+/// Neutron accepts a network's name or ID; CAPO wants an ID in `id` (format uuid) and a name in
+/// a filter.
+fn network_ref(name_or_id: &str) -> Value {
+    let is_uuid = name_or_id.len() == 36
+        && name_or_id.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    if is_uuid {
+        json!({ "id": name_or_id })
+    } else {
+        json!({ "filter": { "name": name_or_id } })
+    }
+}
+
+impl Infra for OpenStack<'_> {
+    fn api_version(&self) -> String {
+        format!("{INFRA_GROUP}/{}", self.version.as_str())
+    }
+
+    fn cluster_kind(&self) -> &'static str {
+        "OpenStackCluster"
+    }
+
+    fn machine_template_kind(&self) -> &'static str {
+        "OpenStackMachineTemplate"
+    }
+
+    fn cluster_spec(&self) -> Result<Value, RenderError> {
+        let def = self.def;
+        let net = &def.network;
+        let mut spec = Map::new();
+        spec.insert("identityRef".into(), self.identity_ref());
+        if let Some(external) = &def.cloud.external_network {
+            spec.insert("externalNetwork".into(), network_ref(external));
+        }
+        let mut subnet = Map::new();
+        subnet.insert("cidr".into(), net.node_cidr.clone().into());
+        if !def.cloud.dns_servers.is_empty() {
+            subnet.insert("dnsNameservers".into(), json!(def.cloud.dns_servers));
+        }
+        spec.insert("managedSubnets".into(), json!([subnet]));
+        if let Some(mtu) = net.mtu {
+            // IPv4 needs at least 68 bytes; anything lower is a typo.
+            let mtu = int32("network.mtu", mtu, 68)?;
+            if self.v1beta1() {
+                spec.insert("networkMTU".into(), mtu.into());
+            } else {
+                spec.insert("managedNetwork".into(), json!({ "mtu": mtu }));
+            }
+        }
+        if net.api_server_load_balancer {
+            let mut lb = Map::new();
+            lb.insert("enabled".into(), true.into());
+            if !net.api_server_allowed_cidrs.is_empty() {
+                lb.insert("allowedCIDRs".into(), json!(net.api_server_allowed_cidrs));
+            }
+            if self.v1beta1() {
+                spec.insert("apiServerLoadBalancer".into(), Value::Object(lb));
+            } else {
+                spec.insert("apiServer".into(), json!({ "managedLoadBalancer": lb }));
+            }
+        } else if !net.api_server_allowed_cidrs.is_empty() {
+            // Without Octavia there is nothing to enforce the allow-list on; refusing is
+            // better than silently exposing the API server to everyone.
+            return Err(RenderError::Conflict {
+                field: "network.apiServerAllowedCidrs".into(),
+                message: "needs network.apiServerLoadBalancer: true (the allow-list is enforced by the load balancer)".into(),
+            });
+        }
+        let rules_key = if self.v1beta1() {
+            "allNodesSecurityGroupRules"
+        } else {
+            "clusterNodesSecurityGroupRules"
+        };
+        let mut groups = Map::new();
+        groups.insert("allowAllInClusterTraffic".into(), false.into());
+        groups.insert(rules_key.into(), self.cni_rules());
+        spec.insert("managedSecurityGroups".into(), Value::Object(groups));
+        if !def.cloud.availability_zones.is_empty() {
+            spec.insert(
+                "controlPlaneAvailabilityZones".into(),
+                json!(def.cloud.availability_zones),
+            );
+        }
+        Ok(Value::Object(spec))
+    }
+
+    fn machine_template_spec(&self, role: Role<'_>) -> Result<Value, RenderError> {
+        let def = self.def;
+        let (flavor, volume, server_group, field) = match role {
+            Role::ControlPlane => (
+                def.control_plane.flavor.as_deref(),
+                def.control_plane.root_volume.as_ref(),
+                names::control_plane(&def.name),
+                "controlPlane".to_string(),
+            ),
+            Role::Workers(group) => {
+                let index = def
+                    .workers
+                    .iter()
+                    .position(|g| g.name == group.name)
+                    .unwrap_or(0);
+                (
+                    group.flavor.as_deref(),
+                    group.root_volume.as_ref(),
+                    names::worker_group(&def.name, &group.name),
+                    format!("workers[{index}]"),
+                )
+            }
+        };
+        let flavor = flavor.ok_or_else(|| missing(&format!("{field}.flavor")))?;
+        let mut machine = Map::new();
+        machine.insert(
+            "flavor".into(),
+            if self.v1beta1() {
+                flavor.into()
+            } else {
+                json!({ "filter": { "name": flavor } })
+            },
+        );
+        machine.insert("image".into(), json!({ "filter": { "name": self.image } }));
+        if let Some(key) = &def.cloud.ssh_key_name {
+            machine.insert("sshKeyName".into(), key.clone().into());
+        }
+        if let Some(volume) = volume {
+            machine.insert(
+                "rootVolume".into(),
+                self.root_volume(&format!("{field}.rootVolume"), volume)?,
+            );
+        }
+        if def.anti_affinity.enabled {
+            // The cloud step creates the group under this name before machines boot.
+            machine.insert(
+                "serverGroup".into(),
+                json!({ "filter": { "name": server_group } }),
+            );
+        }
+        Ok(json!({ "template": { "spec": machine } }))
+    }
+
+    fn kubelet_args(&self) -> Vec<(String, String)> {
+        // The OpenStack cloud controller manager initialises Nodes; the provider ID must match
+        // what CAPO sets on the Machine so Cluster API can pair them.
+        vec![
+            ("cloud-provider".into(), "external".into()),
+            (
+                "provider-id".into(),
+                "openstack:///'{{ instance_id }}'".into(),
+            ),
+        ]
+    }
+
+    fn node_name(&self) -> Option<&'static str> {
+        // Nova's hostname, as CAPO's templates do, so the Node name matches the server.
+        Some("{{ local_hostname }}")
+    }
+
+    fn cluster_configuration(&self) -> Map<String, Value> {
+        let mut c = Map::new();
+        c.insert(
+            "controllerManager".into(),
+            json!({ "extraArgs": [{ "name": "cloud-provider", "value": "external" }] }),
+        );
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_network_by_id_or_name() {
+        assert_eq!(
+            network_ref("3f0e2c1a-1b2c-4d5e-8f90-0123456789ab"),
+            json!({"id": "3f0e2c1a-1b2c-4d5e-8f90-0123456789ab"})
+        );
+        assert_eq!(network_ref("public"), json!({"filter": {"name": "public"}}));
+    }
+}
