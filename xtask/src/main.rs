@@ -1,8 +1,10 @@
 //! `cargo xtask`: developer tasks that are not part of the product.
 
+mod fleet;
 mod world;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "Developer tasks for this workspace")]
@@ -19,10 +21,41 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Write a repository of generated, valid cluster definitions.
+    Fleet {
+        /// Number of clusters.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Repository directory to write (its clusters/ is replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Benchmarks; each prints its figure as the last line.
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Time `manage validate` (release build) over a generated fleet.
+    Validate {
+        /// Number of clusters.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Timed runs (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::World { args } => world::run(&args),
+        Task::Fleet { count, out } => fleet::generate(count, &out),
+        Task::Bench {
+            bench: Bench::Validate { count, runs },
+        } => fleet::bench_validate(count, runs),
     }
 }
