@@ -6,8 +6,13 @@
 
 pub mod crd;
 pub mod diag;
+pub mod layer;
+pub mod load;
 pub mod model;
 pub mod render;
+pub mod validate;
+pub mod yaml;
 
 pub use diag::{Diagnostic, Diagnostics, Kind, SourceLoc};
+pub use load::{Loaded, Source, cluster_names, load_cluster, load_sources};
 pub use model::*;
