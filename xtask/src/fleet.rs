@@ -34,13 +34,13 @@ fn definition(i: usize) -> String {
     let _ = writeln!(s, "provider: {provider}");
     let _ = writeln!(s, "kubernetesVersion: v1.{}.{}", 30 + i % 7, i % 11);
     let _ = writeln!(s, "controlPlane:\n  count: {}", [1, 3, 5][i % 3]);
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         let _ = writeln!(s, "  rootVolume: {{sizeGib: {}}}", 20 + i % 50);
     }
     let _ = writeln!(s, "workers:");
     for g in 0..(i % 4) {
         let _ = writeln!(s, "  - name: md-{g}\n    flavor: m1.large");
-        if (i + g) % 3 == 0 {
+        if (i + g).is_multiple_of(3) {
             let _ = writeln!(s, "    autoscale: {{min: {g}, max: {}}}", g + 5);
         } else {
             let _ = writeln!(s, "    count: {}", (i + g) % 7);
@@ -58,10 +58,18 @@ fn definition(i: usize) -> String {
         "network:\n  nodeCidr: 10.{}.{}.0/24\n  cni: {}",
         i % 200,
         (i / 200) % 250,
-        if i % 2 == 0 { "cilium" } else { "calico" }
+        if i.is_multiple_of(2) {
+            "cilium"
+        } else {
+            "calico"
+        }
     );
-    let _ = writeln!(s, "antiAffinity: {{enabled: {}}}", i % 5 != 0);
-    let _ = writeln!(s, "addons:\n  ingressNginx: {{enabled: {}}}", i % 2 == 0);
+    let _ = writeln!(s, "antiAffinity: {{enabled: {}}}", !i.is_multiple_of(5));
+    let _ = writeln!(
+        s,
+        "addons:\n  ingressNginx: {{enabled: {}}}",
+        i.is_multiple_of(2)
+    );
     s
 }
 
