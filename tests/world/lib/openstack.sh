@@ -1,0 +1,45 @@
+# openstack.sh: the world's OpenStack (Keystone, Glance, Neutron, Nova with the fake driver,
+# Placement, Cinder, Octavia with no-op drivers) on 127.0.0.1, from Debian's packages, brought up and
+# down by the shared scripts ../shared/tools/openstack-local/{up,down}.sh (used, not copied). Those
+# scripts track their own processes (PID files under $OSL_STATE/pids, one process group per service).
+#
+# Knobs: WORLD_OPENSTACK_TOOLS (the scripts' directory), WORLD_OPENSTACK_PURGE (default 1: `down`
+# drops the cloud's databases so the next `up` starts from an empty cloud; 0 keeps them, faster).
+# Env for tests: WORLD_OS_CLOUDS_YAML and OS_CLIENT_CONFIG_FILE (clouds admin, admin-system, demo).
+
+openstack_tools() {
+  local d
+  for d in "${WORLD_OPENSTACK_TOOLS:-}" "$REPO_ROOT/../shared/tools/openstack-local" /work/shared/tools/openstack-local; do
+    [ -n "$d" ] && [ -x "$d/up.sh" ] && { echo "$d"; return 0; }
+  done
+  die "openstack-local scripts not found (set WORLD_OPENSTACK_TOOLS to the directory of up.sh)"
+}
+
+OS_CLOUDS_YAML=$WORLD_STATE/openstack/clouds.yaml
+
+openstack_up() {
+  local tools; tools=$(openstack_tools)
+  mkdir -p "$WORLD_STATE/openstack"
+  # up.sh is idempotent (a re-run while up takes seconds) and installs its packages when missing.
+  bash "$tools/up.sh" "$OS_CLOUDS_YAML" >>"$WORLD_STATE/logs/openstack-up.log" 2>&1 \
+    || { tail -n 30 "$WORLD_STATE/logs/openstack-up.log" >&2; die "openstack up.sh failed (log $WORLD_STATE/logs/openstack-up.log)"; }
+  world_env_set openstack WORLD_OS_CLOUDS_YAML "$OS_CLOUDS_YAML"
+  world_env_set openstack OS_CLIENT_CONFIG_FILE "$OS_CLOUDS_YAML"
+  world_env_set openstack WORLD_OS_AUTH_URL "http://127.0.0.1:5000/v3"
+}
+
+openstack_down() {
+  local tools; tools=$(openstack_tools) || return 0
+  local purge=()
+  [ "${WORLD_OPENSTACK_PURGE:-1}" = 1 ] && purge=(--purge)
+  bash "$tools/down.sh" "${purge[@]}" >>"$WORLD_STATE/logs/openstack-down.log" 2>&1 || true
+  rm -rf "$WORLD_STATE/openstack"
+}
+
+openstack_status() {
+  if [ -s "$OS_CLOUDS_YAML" ] && curl -fsS -o /dev/null --max-time 5 http://127.0.0.1:5000/v3; then
+    echo "openstack: keystone answers (clouds.yaml $OS_CLOUDS_YAML)"
+  else
+    echo "openstack: not running"
+  fi
+}
