@@ -5,7 +5,7 @@
 use super::names::{self, CLUSTER_NAME_LABEL};
 use super::{
     BOOTSTRAP_GROUP, CAPI_GROUP, CAPI_VERSION, CONTROL_PLANE_GROUP, INFRA_GROUP, Infra,
-    RenderError, Role, int32, object,
+    RenderError, Role, int32, object, text,
 };
 use crate::crd::is_dns_label;
 use crate::model::{ClusterDefinition, NodeGroup};
@@ -72,6 +72,14 @@ pub(super) fn check_names(def: &ClusterDefinition) -> Result<(), RenderError> {
                 "`<cluster>-<group>` of at most 63 characters",
             ));
         }
+        if group.name == "control-plane" {
+            // `<cluster>-control-plane` already names the control plane's templates and
+            // server group.
+            return Err(RenderError::Conflict {
+                field,
+                message: "\"control-plane\" is reserved for the control plane".into(),
+            });
+        }
         if def.workers[..i].iter().any(|g| g.name == group.name) {
             return Err(RenderError::Conflict {
                 field,
@@ -110,7 +118,7 @@ pub(super) fn render_with(
         let md_name = names::worker_group(&def.name, &group.name);
         let (template, template_name) =
             machine_template(def, infra, Role::Workers(group), md_name.clone())?;
-        let (config, config_name) = config_template(def, infra, group, &md_name);
+        let (config, config_name) = config_template(def, infra, group, i, &md_name)?;
         out.push(template);
         out.push(config);
         out.push(machine_deployment(
@@ -293,8 +301,9 @@ fn config_template(
     def: &ClusterDefinition,
     infra: &dyn Infra,
     group: &NodeGroup,
+    index: usize,
     md_name: &str,
-) -> (Value, String) {
+) -> Result<(Value, String), RenderError> {
     let kubelet_labels: Vec<String> = group
         .labels
         .iter()
@@ -303,7 +312,10 @@ fn config_template(
         .collect();
     let mut extra = Vec::new();
     if !kubelet_labels.is_empty() {
-        extra.push(("node-labels".to_string(), kubelet_labels.join(",")));
+        let joined = kubelet_labels.join(",");
+        // kubeadm passes it as one kubelet flag, limited to 1024 characters.
+        text(&format!("workers[{index}].labels"), &joined, 1024)?;
+        extra.push(("node-labels".to_string(), joined));
     }
     let taints = (!group.taints.is_empty()).then(|| {
         Value::Array(
@@ -337,7 +349,7 @@ fn config_template(
         &name,
     );
     obj.insert("spec".into(), spec);
-    (Value::Object(obj), name)
+    Ok((Value::Object(obj), name))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -97,6 +97,16 @@ pub enum RenderError {
         /// What would be valid.
         expected: &'static str,
     },
+    /// A text value that is empty, too long, or otherwise unusable where it goes.
+    #[error("{field} = {value:?} is not usable: {expected}")]
+    BadText {
+        /// Field path in the definition.
+        field: String,
+        /// The value given.
+        value: String,
+        /// What would be valid.
+        expected: String,
+    },
     /// Two settings that exclude each other.
     #[error("{field}: {message}")]
     Conflict {
@@ -153,6 +163,7 @@ pub(crate) trait Infra {
 /// Renders every Cluster API object of one cluster (see the module docs for the order).
 pub fn render(def: &ClusterDefinition, opts: &RenderOptions) -> Result<Vec<Value>, RenderError> {
     capi::check_names(def)?;
+    check_common_text(def)?;
     match def.provider {
         Provider::Openstack => capi::render_with(def, &openstack::OpenStack::new(def, opts)?),
         Provider::Docker => capi::render_with(def, &docker::Docker::new(def, opts)),
@@ -240,4 +251,58 @@ pub(crate) fn int32(field: &str, value: i64, min: i64) -> Result<i64, RenderErro
         });
     }
     Ok(value)
+}
+
+/// A text field that must be non-empty and at most `max` characters where it is rendered.
+pub(crate) fn text<'a>(field: &str, value: &'a str, max: usize) -> Result<&'a str, RenderError> {
+    let len = value.chars().count();
+    if value.trim().is_empty() || len > max {
+        return Err(RenderError::BadText {
+            field: field.to_string(),
+            value: value.to_string(),
+            expected: format!("1 to {max} characters, not blank"),
+        });
+    }
+    Ok(value)
+}
+
+/// A list whose entries must be distinct (the CRDs declare these lists as sets).
+pub(crate) fn distinct(field: &str, values: &[String]) -> Result<(), RenderError> {
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            return Err(RenderError::Conflict {
+                field: format!("{field}[{i}]"),
+                message: format!("{v:?} is listed twice"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks on definition values shared by every provider, so no rendered string breaks a
+/// length limit of the CRDs.
+pub(crate) fn check_common_text(def: &ClusterDefinition) -> Result<(), RenderError> {
+    // Kubernetes and CAPO limits: failure domain names 256, version 256, kubelet flag 1024.
+    text("kubernetesVersion", &def.kubernetes_version, 256)?;
+    let zones = &def.cloud.availability_zones;
+    for (i, zone) in zones.iter().enumerate() {
+        text(&format!("cloud.availabilityZones[{i}]"), zone, 256)?;
+    }
+    distinct("cloud.availabilityZones", zones)?;
+    if zones.len() > 100 {
+        return Err(RenderError::BadText {
+            field: "cloud.availabilityZones".into(),
+            value: format!("{} zones", zones.len()),
+            expected: "at most 100 zones".into(),
+        });
+    }
+    for (i, group) in def.workers.iter().enumerate() {
+        if let Some(zone) = &group.availability_zone {
+            text(&format!("workers[{i}].availabilityZone"), zone, 256)?;
+        }
+        for (j, taint) in group.taints.iter().enumerate() {
+            text(&format!("workers[{i}].taints[{j}].key"), &taint.key, 317)?;
+        }
+    }
+    Ok(())
 }

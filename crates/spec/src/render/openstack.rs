@@ -2,7 +2,9 @@
 //! version) or `v1beta1` (CAPO v0.14.x). The two versions differ in field names only where noted.
 
 use super::names;
-use super::{CapoApiVersion, INFRA_GROUP, Infra, RenderError, RenderOptions, Role, int32};
+use super::{
+    CapoApiVersion, INFRA_GROUP, Infra, RenderError, RenderOptions, Role, distinct, int32, text,
+};
 use crate::model::{ClusterDefinition, Cni, RootVolume};
 use serde_json::{Map, Value, json};
 
@@ -27,6 +29,28 @@ impl<'a> OpenStack<'a> {
             .name
             .as_deref()
             .ok_or_else(|| missing("image.name"))?;
+        text("image.name", image, 255)?;
+        text("cloud.name", &def.cloud.name, 255)?;
+        let optional = [
+            ("cloud.region", &def.cloud.region),
+            ("cloud.externalNetwork", &def.cloud.external_network),
+            ("cloud.sshKeyName", &def.cloud.ssh_key_name),
+        ];
+        for (field, value) in optional {
+            if let Some(value) = value {
+                text(field, value, 255)?;
+            }
+        }
+        for (i, server) in def.cloud.dns_servers.iter().enumerate() {
+            text(&format!("cloud.dnsServers[{i}]"), server, 255)?;
+        }
+        for (i, cidr) in def.network.api_server_allowed_cidrs.iter().enumerate() {
+            text(&format!("network.apiServerAllowedCidrs[{i}]"), cidr, 255)?;
+        }
+        distinct(
+            "network.apiServerAllowedCidrs",
+            &def.network.api_server_allowed_cidrs,
+        )?;
         Ok(OpenStack {
             def,
             version: opts.capo_api_version,
@@ -100,6 +124,7 @@ impl<'a> OpenStack<'a> {
             int32(&format!("{field}.sizeGib"), volume.size_gib, 1)?.into(),
         );
         if let Some(t) = &volume.volume_type {
+            text(&format!("{field}.volumeType"), t, 255)?;
             v.insert("type".into(), t.clone().into());
         }
         Ok(Value::Object(v))
@@ -228,6 +253,7 @@ impl Infra for OpenStack<'_> {
             }
         };
         let flavor = flavor.ok_or_else(|| missing(&format!("{field}.flavor")))?;
+        text(&format!("{field}.flavor"), flavor, 255)?;
         let mut machine = Map::new();
         machine.insert(
             "flavor".into(),
