@@ -1,34 +1,42 @@
 //! Smoke test: the real clusterctl moves a Cluster (and its kubeconfig Secret) between two world
-//! API servers. The source Cluster is created paused and its provisioned status is set through
-//! the status subresource (no infrastructure or control plane exists behind it), which is what
-//! clusterctl's pre-checks read.
+//! API servers. The source is a server with the CAPI CRDs but no CAPI managers (`workload` by
+//! default), so the provisioned status set here through the status subresource (no
+//! infrastructure or control plane exists behind the Cluster) stays as clusterctl's pre-checks
+//! want it; the target (`mgmt`) runs the real managers and their webhooks.
 
 use std::time::Duration;
 
-const FROM: &str = "bootstrap";
 const TO: &str = "mgmt";
 
 #[tokio::test]
 async fn clusterctl_moves_a_cluster_between_world_servers() {
     let Some(world) = test_world::world_or_skip(&[
         "WORLD_CLUSTERCTL",
-        "WORLD_KUBECONFIG_BOOTSTRAP",
+        "WORLD_CAPI_CRD_SERVERS",
         "WORLD_KUBECONFIG_MGMT",
     ]) else {
         return;
     };
-    let ns = world.namespace(FROM, "move").await.expect("namespace");
+    let managed = world.capi_servers();
+    let from = world
+        .capi_crd_servers()
+        .into_iter()
+        .find(|s| !managed.contains(s))
+        .expect("a server with CAPI CRDs and no CAPI managers (WORLD_CAPI_CRD_SERVERS)");
+    let from = from.as_str();
+    let ns = world.namespace(from, "move").await.expect("namespace");
     let n = &ns.name;
     world
         .apply_yaml(
-            FROM,
+            from,
             &format!(
                 r#"apiVersion: cluster.x-k8s.io/v1beta2
 kind: Cluster
 metadata: {{name: moved, namespace: {n}}}
 spec:
-  paused: true
   clusterNetwork: {{pods: {{cidrBlocks: [192.168.0.0/16]}}}}
+  # CAPI's webhook wants an infrastructure or control-plane ref; no object stands behind this one
+  infrastructureRef: {{apiGroup: infrastructure.cluster.x-k8s.io, kind: WorldTestCluster, name: moved}}
 ---
 apiVersion: v1
 kind: Secret
@@ -45,7 +53,7 @@ stringData: {{value: "not a real kubeconfig"}}
     let status = r#"{"status":{"initialization":{"infrastructureProvisioned":true},
         "conditions":[{"type":"ControlPlaneInitialized","status":"True","reason":"WorldSmokeTest",
         "message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
-    let mut patch = world.kubectl(FROM).expect("kubectl");
+    let mut patch = world.kubectl(from).expect("kubectl");
     patch.args([
         "-n",
         n,
@@ -62,7 +70,7 @@ stringData: {{value: "not a real kubeconfig"}}
     let mut mv = world.clusterctl().expect("clusterctl");
     mv.arg("move")
         .arg("--kubeconfig")
-        .arg(world.kubeconfig(FROM).expect("from"))
+        .arg(world.kubeconfig(from).expect("from"))
         .arg("--to-kubeconfig")
         .arg(world.kubeconfig(TO).expect("to"))
         .args(["-n", n, "-v", "3"]);
@@ -88,7 +96,7 @@ stringData: {{value: "not a real kubeconfig"}}
             let world = world.clone();
             let n = n.clone();
             async move {
-                let mut cmd = world.kubectl(FROM)?;
+                let mut cmd = world.kubectl(from)?;
                 cmd.args([
                     "-n",
                     &n,
