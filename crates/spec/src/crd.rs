@@ -126,18 +126,25 @@ impl CrdSet {
     /// Loads every `*.yaml`/`*.yml` file under `dir` (recursively, in path order) and keeps the
     /// CustomResourceDefinitions among their documents; other documents are ignored.
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<CrdSet, CrdError> {
+        let mut set = CrdSet::default();
+        set.add_dir(dir)?;
+        Ok(set)
+    }
+
+    /// Adds the CRDs of every `*.yaml`/`*.yml` file under `dir`, as [`CrdSet::load_dir`] does;
+    /// for CRDs spread over several directories (an upstream module's `config/crd/bases`).
+    pub fn add_dir(&mut self, dir: impl AsRef<Path>) -> Result<(), CrdError> {
         let mut files = Vec::new();
         collect_yaml_files(dir.as_ref(), &mut files)?;
         files.sort();
-        let mut set = CrdSet::default();
         for file in files {
             let text = std::fs::read_to_string(&file).map_err(|source| CrdError::Read {
                 path: file.clone(),
                 source,
             })?;
-            set.add_yaml(&file, &text)?;
+            self.add_yaml(&file, &text)?;
         }
-        Ok(set)
+        Ok(())
     }
 
     /// Adds the CRDs among the YAML documents of `text`; `file` names them in errors.

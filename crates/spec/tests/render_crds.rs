@@ -119,3 +119,40 @@ fn option_matrix_is_valid() {
     }
     assert_eq!(rendered, 2 * 2 * 2 * 2 * 2 * 3 * 2 + 2 * 2 * 2 * 2 * 2 * 3);
 }
+
+/// The CRDs of the exact versions the test world runs (CAPI v1.14.0, CAPO v0.14.7, which serves
+/// only v1beta1), read from the Go module cache the world is built from; skipped with one line
+/// when that cache is absent. Override the module root with `MANAGE_GO_MOD_DIR`.
+#[test]
+fn capo_v1beta1_output_is_valid_for_the_test_worlds_pinned_crds() {
+    let root = std::env::var_os("MANAGE_GO_MOD_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join("go/pkg/mod"))
+        })
+        .unwrap_or_default()
+        .join("sigs.k8s.io");
+    let dirs = [
+        "cluster-api@v1.14.0/core/config/crd/bases",
+        "cluster-api@v1.14.0/bootstrap/kubeadm/config/crd/bases",
+        "cluster-api@v1.14.0/controlplane/kubeadm/config/crd/bases",
+        "cluster-api-provider-openstack@v0.14.7/config/crd/bases",
+    ];
+    if let Some(missing) = dirs.iter().map(|d| root.join(d)).find(|d| !d.is_dir()) {
+        eprintln!(
+            "skipped: {} absent (the test world's Go module cache)",
+            missing.display()
+        );
+        return;
+    }
+    let mut set = spec::crd::CrdSet::default();
+    for dir in dirs {
+        set.add_dir(root.join(dir)).expect("pinned CRDs load");
+    }
+    for def in [minimal_openstack(), maximal_openstack()] {
+        for obj in render(&def, &opts(CapoApiVersion::V1beta1)).expect("renders") {
+            let found = set.validate(&obj);
+            assert!(found.is_empty(), "{found:#?}");
+        }
+    }
+}
