@@ -45,7 +45,8 @@ pub struct Cli {
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
-    /// For people.
+    /// For people (`yaml` is accepted as a synonym: `manage seal --output yaml`).
+    #[value(alias = "yaml")]
     Text,
     /// For programs: one JSON document on stdout.
     Json,
@@ -75,6 +76,9 @@ pub enum Command {
         #[arg(long, default_value = "v1beta2", value_name = "VERSION")]
         capo_api_version: String,
     },
+    /// Seal Secrets into SealedSecrets for the cluster's sealed-secrets controller (kubeseal
+    /// compatible; --output json for JSON, YAML otherwise).
+    Seal(crate::cmd::seal::SealArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -56,6 +56,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         clap_complete::generate(*shell, &mut cmd, "manage", &mut std::io::stdout());
         return Ok(());
     }
+    if let Command::Seal(args) = &cli.command {
+        return cmd::seal::run(args, cli.output);
+    }
     let repo = repo::locate(cli.repo.as_deref())?;
     tracing::debug!(repo = %repo.display(), "repository");
     match &cli.command {
@@ -66,7 +69,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             out,
             capo_api_version,
         } => cmd::render::run(&repo, name, out.as_deref(), capo_api_version, cli.output),
-        Command::Completions { .. } => Ok(()),
+        Command::Completions { .. } | Command::Seal(_) => Ok(()),
     }
 }
 

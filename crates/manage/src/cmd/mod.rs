@@ -2,4 +2,5 @@
 
 pub mod init;
 pub mod render;
+pub mod seal;
 pub mod validate;
