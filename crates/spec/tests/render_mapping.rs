@@ -6,7 +6,7 @@ mod render_support;
 use render_support::*;
 use serde_json::{Value, json};
 use spec::render::{
-    CapoApiVersion, RenderError, RenderOptions, cloud_config_secret, render, server_groups,
+    CapoApiVersion, RenderError, RenderOptions, cloud_config_secret, render, server_groups, to_yaml,
 };
 use spec::{AffinityPolicy, ClusterDefinition};
 
@@ -593,4 +593,17 @@ fn capo_version_parses() {
         Ok(CapoApiVersion::V1beta2)
     );
     assert!("v1alpha7".parse::<CapoApiVersion>().is_err());
+}
+
+#[test]
+fn yaml_output_reads_back_as_the_same_objects() {
+    for def in [minimal_openstack(), maximal_openstack(), docker()] {
+        let objects = rendered(&def);
+        let text = to_yaml(&objects).expect("yaml");
+        let back: Vec<Value> = serde_saphyr::from_multiple(&text).expect("parses");
+        assert_eq!(back, objects);
+    }
+    // Autoscaler bounds are strings that look like numbers: they must stay quoted.
+    let text = to_yaml(&rendered(&maximal_openstack())).expect("yaml");
+    assert!(text.contains("node-group-min-size: \"1\""), "{text}");
 }

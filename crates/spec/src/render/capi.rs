@@ -117,7 +117,7 @@ pub(super) fn render_with(
     for (i, group) in def.workers.iter().enumerate() {
         let md_name = names::worker_group(&def.name, &group.name);
         let (template, template_name) =
-            machine_template(def, infra, Role::Workers(group), md_name.clone())?;
+            machine_template(def, infra, Role::Workers(i, group), md_name.clone())?;
         let (config, config_name) = config_template(def, infra, group, i, &md_name)?;
         out.push(template);
         out.push(config);

@@ -115,6 +115,9 @@ pub enum RenderError {
         /// What conflicts.
         message: String,
     },
+    /// The objects could not be written as YAML.
+    #[error("cannot write the objects as YAML: {0}")]
+    Yaml(String),
     /// An API version this renderer does not emit.
     #[error("unsupported CAPO API version {0:?} (expected v1beta1 or v1beta2)")]
     UnsupportedApiVersion(String),
@@ -136,8 +139,8 @@ pub(crate) const CAPI_VERSION: &str = "v1beta2";
 pub(crate) enum Role<'a> {
     /// The control plane.
     ControlPlane,
-    /// One worker group.
-    Workers(&'a NodeGroup),
+    /// One worker group, with its index in `workers` (for error messages).
+    Workers(usize, &'a NodeGroup),
 }
 
 /// What differs between infrastructure providers; the Cluster API objects around it are shared.
@@ -168,6 +171,12 @@ pub fn render(def: &ClusterDefinition, opts: &RenderOptions) -> Result<Vec<Value
         Provider::Openstack => capi::render_with(def, &openstack::OpenStack::new(def, opts)?),
         Provider::Docker => capi::render_with(def, &docker::Docker::new(def, opts)),
     }
+}
+
+/// The objects as one YAML stream, `---` between objects, for `manage render`. Strings that a
+/// YAML 1.1 reader (Go's sigs.k8s.io/yaml) would take for numbers or booleans are quoted.
+pub fn to_yaml(objects: &[Value]) -> Result<String, RenderError> {
+    serde_saphyr::to_string_multiple(objects).map_err(|e| RenderError::Yaml(e.to_string()))
 }
 
 /// A Nova server group the cloud step must create before machines boot (anti-affinity).

@@ -238,19 +238,12 @@ impl Infra for OpenStack<'_> {
                 names::control_plane(&def.name),
                 "controlPlane".to_string(),
             ),
-            Role::Workers(group) => {
-                let index = def
-                    .workers
-                    .iter()
-                    .position(|g| g.name == group.name)
-                    .unwrap_or(0);
-                (
-                    group.flavor.as_deref(),
-                    group.root_volume.as_ref(),
-                    names::worker_group(&def.name, &group.name),
-                    format!("workers[{index}]"),
-                )
-            }
+            Role::Workers(index, group) => (
+                group.flavor.as_deref(),
+                group.root_volume.as_ref(),
+                names::worker_group(&def.name, &group.name),
+                format!("workers[{index}]"),
+            ),
         };
         let flavor = flavor.ok_or_else(|| missing(&format!("{field}.flavor")))?;
         text(&format!("{field}.flavor"), flavor, 255)?;
