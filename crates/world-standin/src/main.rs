@@ -40,6 +40,13 @@ use serde_json::{Value, json};
 
 /// Label on everything the stand-in creates in the workload server: `<namespace>.<cluster>`.
 const OWNER_LABEL: &str = "world.manage.test/stand-in-for";
+/// Node conditions the kubelet reports on a healthy node: type, status, reason.
+const NODE_CONDITIONS: [(&str, &str, &str); 4] = [
+    ("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+    ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+    ("PIDPressure", "False", "KubeletHasSufficientPID"),
+    ("Ready", "True", "KubeletReady"),
+];
 /// Annotation on the kubeconfig Secret the stand-in writes.
 const KUBECONFIG_ANNOTATION: &str = "world.manage.test/stand-in";
 
@@ -255,11 +262,16 @@ impl StandIn {
             nodes.create(&PostParams::default(), &node).await?;
             log(format!("node {node_name} registered ({provider_id})"));
         }
-        let ready = existing
+        // what the kubelet reports: Ready, and no memory, disk or PID pressure
+        let reported = existing
             .and_then(|n| n.status)
             .and_then(|s| s.conditions)
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if !ready {
+            .is_some_and(|cs| {
+                NODE_CONDITIONS
+                    .iter()
+                    .all(|(t, st, _)| cs.iter().any(|c| c.type_ == *t && c.status == *st))
+            });
+        if !reported {
             let now = now();
             let addresses: Vec<Value> = d
                 .pointer("/status/addresses")
@@ -286,11 +298,11 @@ impl StandIn {
                     "osImage": "test world stand-in (no VM boots)", "kubeProxyVersion": "",
                     "machineID": "", "systemUUID": "", "bootID": "",
                 },
-                "conditions": [{
-                    "type": "Ready", "status": "True", "reason": "KubeletReady",
+                "conditions": NODE_CONDITIONS.iter().map(|(t, st, reason)| json!({
+                    "type": t, "status": st, "reason": reason,
                     "message": "test world stand-in: the server exists in OpenStack, no kubelet runs",
                     "lastHeartbeatTime": now, "lastTransitionTime": now,
-                }],
+                })).collect::<Vec<_>>(),
             }});
             nodes
                 .patch_status(&node_name, &PatchParams::default(), &Patch::Merge(&status))
@@ -426,13 +438,8 @@ impl StandIn {
         let gone = |labels: &std::collections::BTreeMap<String, String>| {
             labels.get(OWNER_LABEL).is_some_and(|o| !live.contains(o))
         };
-        let pods = Api::<Pod>::namespaced(self.workload.clone(), "kube-system");
-        for p in pods.list(&lp).await? {
-            if gone(p.labels()) {
-                pods.delete(&p.name_any(), &dp).await?;
-            }
-        }
         let nodes = Api::<Node>::all(self.workload.clone());
+        let mut node_names = BTreeSet::new();
         for n in nodes.list(&lp).await? {
             if gone(n.labels()) {
                 log(format!(
@@ -440,6 +447,21 @@ impl StandIn {
                     n.name_any()
                 ));
                 nodes.delete(&n.name_any(), &dp).await?;
+            } else {
+                node_names.insert(n.name_any());
+            }
+        }
+        // Mirror pods of nodes that are gone (CAPI deletes the Node of a deleted Machine): the
+        // kubelet (or the pod garbage collector) would finish their deletion; grace period 0.
+        let pods = Api::<Pod>::namespaced(self.workload.clone(), "kube-system");
+        let at_once = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        };
+        for p in pods.list(&lp).await? {
+            let on = p.spec.as_ref().and_then(|s| s.node_name.clone());
+            if gone(p.labels()) || on.is_none_or(|n| !node_names.contains(&n)) {
+                pods.delete(&p.name_any(), &at_once).await?;
             }
         }
         let cms = Api::<ConfigMap>::namespaced(self.workload.clone(), "kube-system");

@@ -40,6 +40,7 @@ capo_standin_build() {
 }
 
 capo_moddir() { (cd "$WORLD_DIR/go/capo" && go list -m -f '{{.Dir}}' "$CAPO_MOD"); }
+capo_orc_moddir() { (cd "$WORLD_DIR/go/capo" && go list -m -f '{{.Dir}}' github.com/k-orc/openstack-resource-controller/v2); }
 capo_kubectl() { local s=$1; shift; "$WORLD_BIN/kubectl" --kubeconfig "$KUBE_STATE/$s/admin.kubeconfig" "$@"; }
 
 # CRDs from the module's config/crd/bases with the contract label kustomize adds upstream
@@ -50,7 +51,13 @@ capo_crds_up() {
     --label cluster.x-k8s.io/v1beta1=v1beta1 --label cluster.x-k8s.io/provider=infrastructure-openstack \
     --label clusterctl.cluster.x-k8s.io= |
     capo_kubectl "$s" apply --server-side --force-conflicts -f - >/dev/null
+  # CAPO (since v0.12) watches ORC's Image objects, so ORC's CRDs must exist (from the ORC module
+  # version CAPO requires). The ORC controller itself is not run: images are selected by filter.
+  /usr/bin/python3 "$WORLD_DIR/lib/k8s_manifests.py" "$(capo_orc_moddir)"/config/crd/bases/*.yaml \
+    --label app.kubernetes.io/part-of=orc |
+    capo_kubectl "$s" apply --server-side --force-conflicts -f - >/dev/null
   capo_kubectl "$s" wait --for condition=Established --timeout 60s crd -l cluster.x-k8s.io/provider=infrastructure-openstack >/dev/null
+  capo_kubectl "$s" wait --for condition=Established --timeout 60s crd -l app.kubernetes.io/part-of=orc >/dev/null
   # clusterctl inventory entry, as `clusterctl init --infrastructure openstack` leaves it
   capo_kubectl "$s" create namespace capo-system --dry-run=client -o yaml | capo_kubectl "$s" apply -f - >/dev/null
   capo_kubectl "$s" apply -f - >/dev/null <<EOF
@@ -72,7 +79,7 @@ EOF
 # Validating webhooks from config/webhook/manifests.yaml, served by the local manager.
 capo_webhooks_up() {
   local s=$1 mod; mod=$(capo_moddir)
-  /usr/bin/python3 "$WORLD_DIR/lib/k8s_manifests.py" "$mod/config/webhook/manifests.yaml" --name-suffix -capo \
+  /usr/bin/python3 "$WORLD_DIR/lib/k8s_manifests.py" "$mod/config/webhook/manifests.yaml" --name-suffix=-capo \
     --label cluster.x-k8s.io/provider=infrastructure-openstack --label clusterctl.cluster.x-k8s.io= \
     --webhook-url-base "https://127.0.0.1:$(world_port "capo-webhook-$s")" --ca-file "$WORLD_STATE/pki/ca.crt" |
     capo_kubectl "$s" apply --server-side --force-conflicts -f - >/dev/null
