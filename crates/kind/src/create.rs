@@ -277,7 +277,7 @@ pub async fn create<P: Provider>(
     let info = p.host_info().await?;
     let warnings = check_host(&info)?;
     for w in &warnings {
-        tracing::warn!("{w}");
+        tracing::info!("{w}");
     }
     steps
         .run(

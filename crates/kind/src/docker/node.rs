@@ -113,7 +113,7 @@ fn start_error(p: &DockerProvider, spec: &NodeSpec, e: bollard::errors::Error) -
             node: spec.name.clone(),
             reason: format!(
                 "this Docker host does not allow privileged containers ({}); an image that needs no extra capabilities can run unprivileged (--privileged=false)",
-                last_line(&msg)
+                runtime_reason(&msg)
             ),
         };
     }
@@ -125,6 +125,20 @@ fn start_error(p: &DockerProvider, spec: &NodeSpec, e: bollard::errors::Error) -
         ));
     }
     p.err(format!("start container {}", spec.name), e)
+}
+
+/// The runtime's own words from a start error (`unable to apply caps: operation not permitted`),
+/// without Docker's and runc's long prefixes.
+fn runtime_reason(msg: &str) -> String {
+    for needle in ["unable to apply caps", "operation not permitted"] {
+        if let Some(i) = msg.find(needle) {
+            let rest = &msg[i..];
+            let end = rest.find(['"', '\n']).unwrap_or(rest.len());
+            let reason = rest[..end].trim_end_matches(": unknown");
+            return reason.trim_end_matches([':', ' ']).to_string();
+        }
+    }
+    last_line(msg).to_string()
 }
 
 fn last_line(s: &str) -> &str {
@@ -491,6 +505,15 @@ mod tests {
         assert_eq!(h["Binds"][0], "/lib/modules:/lib/modules:ro");
         assert_eq!(h["PortBindings"]["6443/tcp"][0]["HostIp"], "127.0.0.1");
         assert_eq!(h["PortBindings"]["6443/tcp"][0]["HostPort"], "34567");
+    }
+
+    #[test]
+    fn runtime_reason_is_short() {
+        let m = "failed to create shim: OCI runtime create failed: runc create failed: unable to start container process: unable to apply caps: operation not permitted: unknown";
+        assert_eq!(
+            runtime_reason(m),
+            "unable to apply caps: operation not permitted"
+        );
     }
 
     #[test]
