@@ -8,6 +8,34 @@
 //! worker group its machine template, KubeadmConfigTemplate and MachineDeployment, then the
 //! MachineHealthChecks.
 //!
+//! What each definition field becomes (OpenStack; CAPO `v1beta1` field names after "v1beta1:"):
+//!
+//! | definition | rendered as |
+//! |---|---|
+//! | `name`, `namespace` | object names, `metadata.namespace`, label `cluster.x-k8s.io/cluster-name` |
+//! | `kubernetesVersion` | KCP `spec.version`, MachineDeployment `template.spec.version` (with `v`) |
+//! | `cloud.name`, `cloud.region` | OpenStackCluster `identityRef.cloudName`/`region`, Secret `<cluster>-cloud-config` |
+//! | `cloud.externalNetwork` | `externalNetwork.id` (a UUID) or `externalNetwork.filter.name` |
+//! | `cloud.dnsServers` | `managedSubnets[0].dnsNameservers` |
+//! | `cloud.availabilityZones` | `controlPlaneAvailabilityZones` (Docker: DevCluster failure domains) |
+//! | `cloud.sshKeyName` | machine templates' `sshKeyName` |
+//! | `image.name` | machine templates' `image.filter.name` |
+//! | `controlPlane.count` / `.flavor` / `.rootVolume` | KCP `replicas`; template `flavor.filter.name` (v1beta1: `flavor`), `rootVolume.sizeGiB`/`type` |
+//! | `workers[].count` | MachineDeployment `replicas` (1 when neither count nor autoscale) |
+//! | `workers[].autoscale` | cluster-autoscaler min/max annotations on the MachineDeployment, no `replicas` |
+//! | `workers[].flavor` / `.rootVolume` | the group's machine template |
+//! | `workers[].availabilityZone` | MachineDeployment `template.spec.failureDomain` |
+//! | `workers[].labels` | kubelet `node-labels`; `node-role.kubernetes.io/*`, `node-restriction.kubernetes.io/*` and `*node.cluster.x-k8s.io/*` on the Machines instead (Cluster API copies them to Nodes; kubelet may not set them) |
+//! | `workers[].taints` | KubeadmConfigTemplate `joinConfiguration.nodeRegistration.taints` |
+//! | no workers | control-plane `nodeRegistration.taints: []` (no control-plane taint) |
+//! | `network.nodeCidr` | `managedSubnets[0].cidr` |
+//! | `network.podCidr` / `.serviceCidr` | Cluster `clusterNetwork.pods`/`services.cidrBlocks` |
+//! | `network.cni` | node-to-node security group rules (`clusterNodesSecurityGroupRules` (v1beta1: `allNodesSecurityGroupRules`)) |
+//! | `network.mtu` | `managedNetwork.mtu` (v1beta1: `networkMTU`) |
+//! | `network.apiServerLoadBalancer`, `.apiServerAllowedCidrs` | `apiServer.managedLoadBalancer` (v1beta1: `apiServerLoadBalancer`) `enabled`/`allowedCIDRs` |
+//! | `antiAffinity` | templates' `serverGroup.filter.name` = `<cluster>-control-plane` / `<cluster>-<group>`; policies in [`server_groups`] |
+//! | `image.url`/`format`/`sha256`, `addons`, `owners` | not rendered here (image registration, addons and owners belong to other steps) |
+//!
 //! Credentials are never rendered: the OpenStackCluster refers to the Secret
 //! `<cluster>-cloud-config` (key `clouds.yaml`), which the bootstrap creates from the user's
 //! credentials ([`cloud_config_secret`] builds it from given bytes; [`render`] never calls it).
