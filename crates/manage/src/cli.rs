@@ -76,6 +76,9 @@ pub enum Command {
         #[arg(long, default_value = "v1beta2", value_name = "VERSION")]
         capo_api_version: String,
     },
+    /// The bootstrap cluster on the local Docker, kind-compatible: create (or adopt), delete, list,
+    /// kubeconfig.
+    Kind(crate::cmd::kind::KindArgs),
     /// Seal Secrets into SealedSecrets for the cluster's sealed-secrets controller (kubeseal
     /// compatible; --output json for JSON, YAML otherwise).
     Seal(crate::cmd::seal::SealArgs),

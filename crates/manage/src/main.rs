@@ -59,6 +59,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     if let Command::Seal(args) = &cli.command {
         return cmd::seal::run(args, cli.output);
     }
+    if let Command::Kind(args) = &cli.command {
+        return cmd::kind::run(args, cli.output);
+    }
     let repo = repo::locate(cli.repo.as_deref())?;
     tracing::debug!(repo = %repo.display(), "repository");
     match &cli.command {
@@ -69,7 +72,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             out,
             capo_api_version,
         } => cmd::render::run(&repo, name, out.as_deref(), capo_api_version, cli.output),
-        Command::Completions { .. } | Command::Seal(_) => Ok(()),
+        Command::Completions { .. } | Command::Kind(_) | Command::Seal(_) => Ok(()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod init;
+pub mod kind;
 pub mod render;
 pub mod seal;
 pub mod validate;
