@@ -1,0 +1,713 @@
+//! Executes a [`Plan`] against a source and a target cluster: suspend Flux on the source, create
+//! layer by layer on the target (owners first, UIDs rewritten, status left to the server,
+//! managedFields restored), delete layer by layer in reverse on the source (delete-for-move,
+//! finalizers removed), unpause the target. Independent objects of one layer go in parallel
+//! (bounded); every step is idempotent so a rerun after a kill finishes the job. Takes the plan,
+//! never discovers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use futures::{StreamExt, stream};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Map, Value, json};
+
+use crate::cluster::{Backoff, Cluster};
+use crate::error::{Error, Result};
+use crate::graph::{DELETE_FOR_MOVE_ANNOTATION, PAUSED_ANNOTATION, TypeInfo};
+use crate::journal::{Journal, Record};
+use crate::plan::{FluxRef, Plan, PlanNode};
+
+/// Label put on source objects (with the run id as value) right before they are deleted, so one
+/// delete-collection request per type, namespace and layer removes exactly them.
+pub const DELETE_LABEL: &str = "kube-ops.manage/delete-for-move";
+
+/// How the executor behaves.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Requests in flight per layer.
+    pub parallelism: usize,
+    /// Field manager for creates when the source's ownership cannot be reproduced by the create
+    /// itself (then the source managedFields are restored by a patch, as clusterctl does).
+    pub field_manager: String,
+    /// Restore mode (`--from-directory`): existing target objects are kept as they are.
+    pub restore: bool,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            parallelism: 32,
+            field_manager: "manage".into(),
+            restore: false,
+        }
+    }
+}
+
+/// What an execution did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExecReport {
+    /// Objects created (or found already correct) on the target.
+    pub created: usize,
+    /// Objects that already existed and were replaced.
+    pub updated: usize,
+    /// managedFields restore patches sent.
+    pub managed_fields_restored: usize,
+    /// Objects deleted from the source.
+    pub deleted: usize,
+    /// Flux objects suspended on the source.
+    pub flux_suspended: usize,
+}
+
+/// The executor of one plan.
+pub struct Executor<'a> {
+    plan: &'a Plan,
+    source: Option<&'a Cluster>,
+    target: &'a Cluster,
+    journal: Option<&'a Journal>,
+    run: String,
+    opts: ExecOptions,
+    new_uids: Mutex<HashMap<usize, String>>,
+    report: Mutex<ExecReport>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl<'a> Executor<'a> {
+    /// An executor; `source` is `None` when restoring from a directory, `journal` carries
+    /// progress of an earlier, interrupted run of the same move.
+    pub fn new(
+        plan: &'a Plan,
+        source: Option<&'a Cluster>,
+        target: &'a Cluster,
+        journal: Option<&'a Journal>,
+        run: String,
+        opts: ExecOptions,
+    ) -> Executor<'a> {
+        let known = journal
+            .map(|j| j.state.created.clone().into_iter().collect())
+            .unwrap_or_default();
+        Executor {
+            plan,
+            source,
+            target,
+            journal,
+            run,
+            opts,
+            new_uids: Mutex::new(known),
+            report: Mutex::new(ExecReport::default()),
+        }
+    }
+
+    fn record(&self, r: Record, sync: bool) -> Result<()> {
+        match self.journal {
+            Some(j) => j.record(&r, sync),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs every step; returns what was done.
+    pub async fn run(&self) -> Result<ExecReport> {
+        let state = self.journal.map(|j| j.state.clone()).unwrap_or_default();
+        if let Some(source) = self.source
+            && !state.suspended
+        {
+            self.suspend_flux(source).await?;
+            self.record(Record::Suspended, false)?;
+        }
+        self.ensure_namespaces().await?;
+        for (li, layer) in self.plan.layers.iter().enumerate() {
+            let todo: Vec<usize> = {
+                let known = lock(&self.new_uids);
+                layer
+                    .iter()
+                    .copied()
+                    .filter(|i| !known.contains_key(i))
+                    .collect()
+            };
+            tracing::info!(
+                layer = li + 1,
+                objects = layer.len(),
+                todo = todo.len(),
+                "creating on the target"
+            );
+            let errors: Vec<Error> = stream::iter(todo)
+                .map(|i| self.create(i))
+                .buffer_unordered(self.opts.parallelism.max(1))
+                .filter_map(|r| async move { r.err() })
+                .collect()
+                .await;
+            if !errors.is_empty() {
+                return Err(Error::Aggregate {
+                    step: "creating objects on the target",
+                    errors,
+                });
+            }
+        }
+        if let Some(source) = self.source {
+            for (li, layer) in self.plan.layers.iter().enumerate().rev() {
+                let todo: Vec<usize> = layer
+                    .iter()
+                    .copied()
+                    .filter(|i| {
+                        self.plan.nodes[*i].deleted_on_source() && !state.deleted.contains(i)
+                    })
+                    .collect();
+                if todo.is_empty() {
+                    continue;
+                }
+                tracing::info!(
+                    layer = li + 1,
+                    objects = todo.len(),
+                    "deleting from the source"
+                );
+                self.delete_layer(source, &todo).await?;
+                self.record(Record::Deleted { nodes: todo }, false)?;
+            }
+        }
+        if !state.unpaused {
+            self.unpause_target().await?;
+            self.record(Record::Unpaused, true)?;
+        }
+        Ok(lock(&self.report).clone())
+    }
+
+    async fn suspend_flux(&self, source: &Cluster) -> Result<()> {
+        for f in &self.plan.flux {
+            let t = flux_type(f);
+            let api = t.api(source.client().clone(), Some(&f.namespace));
+            let what = || format!("{} {}/{}", f.kind, f.namespace, f.name);
+            let patch = json!({"spec": {"suspend": true}});
+            let r = source
+                .call("suspend", what, Backoff::WRITE, true, |_| {
+                    let api = api.clone();
+                    let patch = patch.clone();
+                    let name = f.name.clone();
+                    async move {
+                        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                    }
+                })
+                .await;
+            match r {
+                Ok(_) => {
+                    tracing::info!(object = %what(), "suspended on the source");
+                    lock(&self.report).flux_suspended += 1;
+                }
+                Err(e) if e.status() == Some(404) => {
+                    tracing::info!(object = %what(), "not found on the source; nothing to suspend")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_namespaces(&self) -> Result<()> {
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.target.client().clone());
+        for ns in &self.plan.namespaces {
+            let what = || format!("Namespace {ns}");
+            let found = self
+                .target
+                .call("get", what, Backoff::READ, false, |_| {
+                    let api = api.clone();
+                    let ns = ns.clone();
+                    async move { api.get_opt(&ns).await }
+                })
+                .await?;
+            if found.is_some() {
+                continue;
+            }
+            let obj: k8s_openapi::api::core::v1::Namespace =
+                serde_json::from_value(json!({"metadata": {"name": ns}})).map_err(|e| {
+                    Error::Malformed {
+                        object: what(),
+                        message: e.to_string(),
+                    }
+                })?;
+            let r = self
+                .target
+                .call("create", what, Backoff::WRITE, true, |_| {
+                    let api = api.clone();
+                    let obj = obj.clone();
+                    async move { api.create(&PostParams::default(), &obj).await }
+                })
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(409) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The object to send for node `i`: server-set metadata cleared, ownerReferences pointing
+    /// at the owners' target UIDs.
+    fn desired(&self, i: usize) -> Result<Value> {
+        let node = &self.plan.nodes[i];
+        let mut obj = node.object.clone();
+        let refs: Vec<Value> = {
+            let uids = lock(&self.new_uids);
+            node.owners
+                .iter()
+                .map(|o| {
+                    let owner = &self.plan.nodes[o.node];
+                    let uid = uids.get(&o.node).cloned().ok_or_else(|| Error::Malformed {
+                        object: node.id.to_string(),
+                        message: format!("owner {} has no target UID yet", owner.id),
+                    })?;
+                    let mut r = Map::new();
+                    r.insert("apiVersion".into(), owner.id.api_version.clone().into());
+                    r.insert("kind".into(), owner.id.kind.clone().into());
+                    r.insert("name".into(), owner.id.name.clone().into());
+                    r.insert("uid".into(), uid.into());
+                    if let Some(c) = o.controller {
+                        r.insert("controller".into(), c.into());
+                    }
+                    if let Some(b) = o.block_owner_deletion {
+                        r.insert("blockOwnerDeletion".into(), b.into());
+                    }
+                    Ok(Value::Object(r))
+                })
+                .collect::<Result<_>>()?
+        };
+        let meta = obj
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| Error::Malformed {
+                object: node.id.to_string(),
+                message: "no metadata".into(),
+            })?;
+        for k in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            meta.remove(k);
+        }
+        if refs.is_empty() {
+            meta.remove("ownerReferences");
+        } else {
+            meta.insert("ownerReferences".into(), Value::Array(refs));
+        }
+        // Both name and generateName make some API servers time out (clusterctl clears it too).
+        if meta.contains_key("name") {
+            meta.remove("generateName");
+        }
+        Ok(obj)
+    }
+
+    /// Creates node `i` on the target (or adopts an identical existing copy), records its UID.
+    async fn create(&self, i: usize) -> Result<()> {
+        let node = &self.plan.nodes[i];
+        let t = self.plan.type_of(node);
+        let desired = self.desired(i)?;
+        let source_mf = node
+            .object
+            .pointer("/metadata/managedFields")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let manager =
+            single_update_manager(&source_mf).unwrap_or_else(|| self.opts.field_manager.clone());
+        let ns =
+            (!node.id.namespace.is_empty() && t.namespaced).then_some(node.id.namespace.as_str());
+        let api = t.api(self.target.client().clone(), ns);
+        let body: DynamicObject =
+            serde_json::from_value(desired.clone()).map_err(|e| Error::Malformed {
+                object: node.id.to_string(),
+                message: e.to_string(),
+            })?;
+        let what = || node.id.to_string();
+        let pp = PostParams {
+            field_manager: Some(manager),
+            ..PostParams::default()
+        };
+        let created = self
+            .target
+            .call("create", what, Backoff::WRITE, true, |_| {
+                let api = api.clone();
+                let body = body.clone();
+                let pp = pp.clone();
+                async move { api.create(&pp, &body).await }
+            })
+            .await;
+        let (uid, current_mf) = match created {
+            Ok(o) => {
+                lock(&self.report).created += 1;
+                (o.metadata.uid.clone(), mf_value(&o))
+            }
+            Err(e) if e.status() == Some(409) => {
+                let existing = self
+                    .target
+                    .call("get", what, Backoff::READ, false, |_| {
+                        let api = api.clone();
+                        let name = node.id.name.clone();
+                        async move { api.get(&name).await }
+                    })
+                    .await?;
+                let ex = serde_json::to_value(&existing).map_err(|e| Error::Malformed {
+                    object: what(),
+                    message: e.to_string(),
+                })?;
+                if node.global
+                    || node.global_hierarchy
+                    || self.opts.restore
+                    || same_content(&desired, &ex)
+                {
+                    lock(&self.report).created += 1;
+                    (existing.metadata.uid.clone(), mf_value(&existing))
+                } else {
+                    // Upstream: an existing object is overwritten with the source's content.
+                    let mut upd = desired.clone();
+                    if let Some(m) = upd.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.insert(
+                            "resourceVersion".into(),
+                            json!(existing.metadata.resource_version),
+                        );
+                        m.insert("uid".into(), json!(existing.metadata.uid));
+                    }
+                    let upd: DynamicObject =
+                        serde_json::from_value(upd).map_err(|e| Error::Malformed {
+                            object: what(),
+                            message: e.to_string(),
+                        })?;
+                    let replaced = self
+                        .target
+                        .call("replace", what, Backoff::WRITE, true, |_| {
+                            let api = api.clone();
+                            let upd = upd.clone();
+                            let name = node.id.name.clone();
+                            async move { api.replace(&name, &PostParams::default(), &upd).await }
+                        })
+                        .await?;
+                    lock(&self.report).updated += 1;
+                    (replaced.metadata.uid.clone(), mf_value(&replaced))
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let uid = uid.ok_or_else(|| Error::Malformed {
+            object: what(),
+            message: "the target returned no uid".into(),
+        })?;
+        if !(node.global || node.global_hierarchy)
+            && source_mf.as_array().is_some_and(|a| !a.is_empty())
+            && !same_managed_fields(&source_mf, &current_mf)
+        {
+            let patch = json!({"metadata": {"managedFields": source_mf}});
+            self.target
+                .call(
+                    "restore managedFields of",
+                    what,
+                    Backoff::WRITE,
+                    true,
+                    |_| {
+                        let api = api.clone();
+                        let patch = patch.clone();
+                        let name = node.id.name.clone();
+                        async move {
+                            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                                .await
+                        }
+                    },
+                )
+                .await?;
+            lock(&self.report).managed_fields_restored += 1;
+        }
+        lock(&self.new_uids).insert(i, uid.clone());
+        self.record(Record::Created { node: i, uid }, false)?;
+        Ok(())
+    }
+
+    /// Deletes one layer from the source: one patch per object (delete-for-move annotation, the
+    /// run's delete label, finalizers removed), then one delete-collection per type and namespace
+    /// selecting exactly the labelled objects.
+    async fn delete_layer(&self, source: &Cluster, todo: &[usize]) -> Result<()> {
+        let patch = json!({
+            "metadata": {
+                "annotations": {DELETE_FOR_MOVE_ANNOTATION: ""},
+                "labels": {DELETE_LABEL: self.run},
+                "finalizers": null,
+            }
+        });
+        let patch = &patch;
+        let errors: Vec<Error> = stream::iter(todo.iter().copied())
+            .map(|i| async move {
+                let node = &self.plan.nodes[i];
+                let t = self.plan.type_of(node);
+                let api = t.api(source.client().clone(), Some(&node.id.namespace));
+                let r = source
+                    .call(
+                        "mark for deletion",
+                        || node.id.to_string(),
+                        Backoff::WRITE,
+                        true,
+                        |_| {
+                            let api = api.clone();
+                            let name = node.id.name.clone();
+                            async move {
+                                api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                                    .await
+                            }
+                        },
+                    )
+                    .await;
+                match r {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.status() == Some(404) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .buffer_unordered(self.opts.parallelism.max(1))
+            .filter_map(|r| async move { r.err() })
+            .collect()
+            .await;
+        if !errors.is_empty() {
+            return Err(Error::Aggregate {
+                step: "marking source objects for deletion",
+                errors,
+            });
+        }
+        let mut groups: BTreeMap<(usize, String), usize> = BTreeMap::new();
+        for i in todo {
+            let n = &self.plan.nodes[*i];
+            *groups
+                .entry((n.type_index, n.id.namespace.clone()))
+                .or_default() += 1;
+        }
+        let selector = format!("{DELETE_LABEL}={}", self.run);
+        let errors: Vec<Error> = stream::iter(groups)
+            .map(|((ti, ns), count)| {
+                let selector = selector.clone();
+                async move {
+                    let t: &TypeInfo = &self.plan.types[ti];
+                    let api = t.api(source.client().clone(), Some(&ns));
+                    let lp = ListParams::default().labels(&selector);
+                    source
+                            .call(
+                                "delete",
+                                || format!("{count} {} in {ns}", t.kind),
+                                Backoff::WRITE,
+                                true,
+                                |_| {
+                                    let api = api.clone();
+                                    let lp = lp.clone();
+                                    async move {
+                                        api.delete_collection(&DeleteParams::default(), &lp).await
+                                    }
+                                },
+                            )
+                            .await
+                            .map(|_| lock(&self.report).deleted += count)
+                }
+            })
+            .buffer_unordered(self.opts.parallelism.max(1))
+            .filter_map(|r| async move { r.err() })
+            .collect()
+            .await;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Aggregate {
+                step: "deleting source objects",
+                errors,
+            })
+        }
+    }
+
+    async fn unpause_target(&self) -> Result<()> {
+        let clusters: Vec<(usize, Value)> = self
+            .plan
+            .clusters()
+            .map(|i| (i, json!({"spec": {"paused": null}})))
+            .chain(self.plan.cluster_classes().map(|i| {
+                (
+                    i,
+                    json!({"metadata": {"annotations": {PAUSED_ANNOTATION: null}}}),
+                )
+            }))
+            .collect();
+        let errors: Vec<Error> = stream::iter(clusters)
+            .map(|(i, patch)| async move {
+                let node: &PlanNode = &self.plan.nodes[i];
+                let t = self.plan.type_of(node);
+                let api = t.api(self.target.client().clone(), Some(&node.id.namespace));
+                self.target
+                    .call(
+                        "unpause",
+                        || node.id.to_string(),
+                        Backoff::WRITE,
+                        true,
+                        |_| {
+                            let api = api.clone();
+                            let patch = patch.clone();
+                            let name = node.id.name.clone();
+                            async move {
+                                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                                    .await
+                            }
+                        },
+                    )
+                    .await
+                    .map(|_| ())
+            })
+            .buffer_unordered(self.opts.parallelism.max(1))
+            .filter_map(|r| async move { r.err() })
+            .collect()
+            .await;
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Aggregate {
+                step: "unpausing on the target",
+                errors,
+            })
+        }
+    }
+}
+
+/// The Flux type of a [`FluxRef`].
+pub fn flux_type(f: &FluxRef) -> TypeInfo {
+    let (group, version, plural) = match f.kind.as_str() {
+        "HelmRelease" => ("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
+        _ => ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations"),
+    };
+    TypeInfo {
+        group: group.into(),
+        version: version.into(),
+        kind: f.kind.clone(),
+        plural: plural.into(),
+        namespaced: true,
+        force_move: false,
+        force_move_hierarchy: false,
+    }
+}
+
+fn mf_value(o: &DynamicObject) -> Value {
+    o.metadata
+        .managed_fields
+        .as_ref()
+        .and_then(|m| serde_json::to_value(m).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// When the source object has exactly one managedFields entry, an `Update` of the main resource,
+/// a create under that manager name yields the same ownership (only `time` differs), so no
+/// restore patch is needed.
+fn single_update_manager(mf: &Value) -> Option<String> {
+    let a = mf.as_array()?;
+    if a.len() != 1 {
+        return None;
+    }
+    let e = &a[0];
+    if e.get("operation").and_then(Value::as_str) != Some("Update")
+        || e.get("subresource").is_some()
+    {
+        return None;
+    }
+    e.get("manager").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// managedFields equal but for the timestamps and the owner UIDs (the keys of
+/// `f:ownerReferences` name the UIDs, which differ on the target by design; restoring the
+/// source's entries would leave stale UIDs there).
+fn same_managed_fields(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| -> Vec<Value> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        let mut e = e.clone();
+                        if let Some(m) = e.as_object_mut() {
+                            m.remove("time");
+                        }
+                        if let Some(refs) = e.pointer_mut("/fieldsV1/f:metadata/f:ownerReferences")
+                        {
+                            *refs = Value::Null;
+                        }
+                        e
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    strip(a) == strip(b)
+}
+
+/// Whether an existing target object already holds what we would create: same labels,
+/// annotations, owner references and every top-level field but metadata and status.
+fn same_content(desired: &Value, existing: &Value) -> bool {
+    let meta = |v: &Value, k: &str| {
+        v.pointer(&format!("/metadata/{k}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let empty_as_null = |v: Value| match &v {
+        Value::Object(m) if m.is_empty() => Value::Null,
+        Value::Array(a) if a.is_empty() => Value::Null,
+        _ => v,
+    };
+    for k in ["labels", "annotations", "ownerReferences"] {
+        if empty_as_null(meta(desired, k)) != empty_as_null(meta(existing, k)) {
+            return false;
+        }
+    }
+    let body = |v: &Value| -> Map<String, Value> {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| {
+                        !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    body(desired) == body(existing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_update_manager_only_for_one_update_entry() {
+        let one = json!([{"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1"}]);
+        assert_eq!(
+            single_update_manager(&one).as_deref(),
+            Some("kubectl-create")
+        );
+        let apply = json!([{"manager": "flux", "operation": "Apply"}]);
+        assert_eq!(single_update_manager(&apply), None);
+        let two = json!([{"manager": "a", "operation": "Update"}, {"manager": "b", "operation": "Update", "subresource": "status"}]);
+        assert_eq!(single_update_manager(&two), None);
+    }
+
+    #[test]
+    fn managed_fields_compare_without_time() {
+        let a =
+            json!([{"manager": "m", "time": "2026-01-01T00:00:00Z", "fieldsV1": {"f:spec": {}}}]);
+        let b =
+            json!([{"manager": "m", "time": "2026-11-21T00:00:00Z", "fieldsV1": {"f:spec": {}}}]);
+        assert!(same_managed_fields(&a, &b));
+    }
+
+    #[test]
+    fn same_content_ignores_status_and_server_metadata() {
+        let d = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"r": 1}, "status": {"s": 1}});
+        let e = json!({"metadata": {"name": "a", "uid": "u", "labels": {"x": "1"}, "annotations": {}}, "spec": {"r": 1}});
+        assert!(same_content(&d, &e));
+        let f = json!({"metadata": {"name": "a", "labels": {"x": "2"}}, "spec": {"r": 1}});
+        assert!(!same_content(&d, &f));
+    }
+}

@@ -1,0 +1,634 @@
+//! Move tests against real API servers: the move world of `tests/move-world.sh` (servers `src`
+//! and `dst` with the CAPI + clusterctl CRDs and no Cluster API managers, so the provisioned
+//! status the fixtures set through the status subresource stays as set) and the real
+//! `clusterctl` of the test world as the oracle. Without that world every test prints
+//! `world absent: <why>` and returns (fails with WORLD_REQUIRED=1).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kube_ops::cluster::{Cluster, ClusterRef};
+use kube_ops::fixtures::{FleetSpec, create_fleet};
+use kube_ops::{MoveOptions, graph, move_objects};
+use serde_json::{Value, json};
+use test_world::World;
+
+/// Tests that use the fault proxies run one at a time.
+static PROXY_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn move_world() -> Option<World> {
+    let state = std::env::var_os("MOVE_WORLD_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/manage-move-world"));
+    let needs = [
+        "WORLD_KUBECONFIG_SRC",
+        "WORLD_KUBECONFIG_DST",
+        "WORLD_CLUSTERCTL",
+    ];
+    match World::load_from(&state).and_then(|w| w.check(&needs).map(|()| w)) {
+        Ok(w) => Some(w),
+        Err(why) if test_world::world_required() => {
+            panic!("world absent: {why} (start it with crates/kube-ops/tests/move-world.sh up)")
+        }
+        Err(why) => {
+            println!("world absent: {why} (crates/kube-ops/tests/move-world.sh up)");
+            None
+        }
+    }
+}
+
+async fn connect(path: &Path, role: &'static str) -> Cluster {
+    Cluster::connect(
+        &ClusterRef {
+            kubeconfig: path.to_path_buf(),
+            context: None,
+        },
+        role,
+    )
+    .await
+    .expect("connect")
+}
+
+fn kubeconfig(w: &World, server: &str) -> PathBuf {
+    w.kubeconfig(server).expect("kubeconfig")
+}
+
+fn proxy_kubeconfig(w: &World, server: &str) -> PathBuf {
+    PathBuf::from(
+        w.var(&format!(
+            "WORLD_FAULTPROXY_KUBECONFIG_{}",
+            server.to_uppercase()
+        ))
+        .expect("fault proxy kubeconfig"),
+    )
+}
+
+fn proxy_control(w: &World, server: &str) -> String {
+    w.var(&format!(
+        "WORLD_FAULTPROXY_CONTROL_{}",
+        server.to_uppercase()
+    ))
+    .expect("fault proxy control")
+    .to_owned()
+}
+
+async fn fleet(c: &Cluster, namespaces: &[String], clusters: usize, identity: &str) -> usize {
+    create_fleet(
+        c,
+        &FleetSpec {
+            namespaces: namespaces.to_vec(),
+            clusters_per_namespace: clusters,
+            identity: identity.into(),
+            parallelism: 16,
+        },
+    )
+    .await
+    .expect("fleet")
+}
+
+/// Every object of the move types in `ns`, normalized: kind/name → labels, annotations, body
+/// (all top-level fields but metadata and status), owner references by kind and name.
+async fn snapshot(c: &Cluster, ns: &str) -> BTreeMap<String, Value> {
+    let types = graph::discover_types(c).await.expect("types");
+    let mut out = BTreeMap::new();
+    for t in types.iter().filter(|t| t.namespaced) {
+        for o in graph::list_all(c, t, Some(ns)).await.expect("list") {
+            let name = o
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let body: serde_json::Map<String, Value> = o
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| {
+                    !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut owners: Vec<Value> = o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    json!([
+                        r["kind"],
+                        r["name"],
+                        r.get("controller"),
+                        r.get("blockOwnerDeletion")
+                    ])
+                })
+                .collect();
+            owners.sort_by_key(|v| v.to_string());
+            let empty = json!({});
+            out.insert(
+                format!("{} {name}", t.kind),
+                json!({
+                    "labels": o.pointer("/metadata/labels").unwrap_or(&empty),
+                    "annotations": o.pointer("/metadata/annotations").unwrap_or(&empty),
+                    "finalizers": o.pointer("/metadata/finalizers"),
+                    "body": body,
+                    "owners": owners,
+                }),
+            );
+        }
+    }
+    out
+}
+
+/// Every ownerReference on `c` in `ns` names an existing object by uid, kind and name.
+async fn assert_owner_uids_consistent(c: &Cluster, ns: &str) {
+    let types = graph::discover_types(c).await.expect("types");
+    let mut by_uid: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut refs: Vec<(String, String, String, String)> = Vec::new();
+    for t in &types {
+        let scope = if t.namespaced { Some(ns) } else { None };
+        for o in graph::list_all(c, t, scope).await.expect("list") {
+            let uid = o
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let name = o
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            by_uid.insert(uid, (t.kind.clone(), name.clone()));
+            for r in o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                refs.push((
+                    format!("{} {name}", t.kind),
+                    r["uid"].as_str().unwrap_or_default().to_owned(),
+                    r["kind"].as_str().unwrap_or_default().to_owned(),
+                    r["name"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    }
+    for (who, uid, kind, name) in refs {
+        assert_eq!(
+            by_uid.get(&uid),
+            Some(&(kind.clone(), name.clone())),
+            "{who} in {ns}: ownerReference {kind} {name} uid {uid} does not resolve on the target"
+        );
+    }
+}
+
+/// Objects of the move types left in `ns` but for the namespace's own root CA ConfigMap.
+async fn leftovers(c: &Cluster, ns: &str) -> Vec<String> {
+    snapshot(c, ns)
+        .await
+        .into_keys()
+        .filter(|k| k != "ConfigMap kube-root-ca.crt")
+        .collect()
+}
+
+fn clusterctl_move(w: &World, ns: &str) {
+    let mut cmd = w.clusterctl().expect("clusterctl");
+    cmd.arg("move")
+        .arg("--kubeconfig")
+        .arg(kubeconfig(w, "src"))
+        .arg("--to-kubeconfig")
+        .arg(kubeconfig(w, "dst"))
+        .args(["-n", ns]);
+    test_world::run(&mut cmd).expect("clusterctl move");
+}
+
+fn kustomization(ns: &str) -> String {
+    format!(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata: {{name: fleet, namespace: {ns}}}\nspec: {{interval: 10m, prune: true, path: ./clusters, sourceRef: {{kind: GitRepository, name: fleet}}}}\n"
+    )
+}
+
+/// Labels c0's Cluster as applied by Kustomization `fleet` (so ours must suspend it).
+fn flux_label(w: &World, ns: &str) {
+    let mut cmd = w.kubectl("src").expect("kubectl");
+    cmd.args([
+        "-n",
+        ns,
+        "label",
+        "cluster",
+        "c0",
+        "kustomize.toolkit.fluxcd.io/name=fleet",
+    ])
+    .arg(format!("kustomize.toolkit.fluxcd.io/namespace={ns}"));
+    test_world::run(&mut cmd).expect("label");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() {
+    let Some(w) = move_world() else { return };
+    let src = connect(&kubeconfig(&w, "src"), "source").await;
+    let dst = connect(&kubeconfig(&w, "dst"), "target").await;
+    let base = test_world::unique_name("oracle");
+    let theirs: Vec<String> = (0..2).map(|i| format!("{base}-ctl{i}")).collect();
+    let ours: Vec<String> = (0..2).map(|i| format!("{base}-our{i}")).collect();
+    let identity = format!("{base}-id");
+    let n = fleet(&src, &theirs, 3, &identity).await;
+    assert_eq!(n, fleet(&src, &ours, 3, &identity).await);
+    for ns in theirs.iter().chain(&ours) {
+        w.apply_yaml("src", &kustomization(ns))
+            .expect("kustomization");
+        flux_label(&w, ns);
+    }
+    let before: Vec<_> =
+        futures_join(theirs.iter().chain(&ours).map(|ns| snapshot(&src, ns))).await;
+    assert_eq!(before[0].len(), before[2].len());
+
+    for ns in &theirs {
+        clusterctl_move(&w, ns);
+    }
+    let state = tempfile::tempdir().expect("state");
+    for ns in &ours {
+        let report = move_objects(
+            &src,
+            &dst,
+            &MoveOptions {
+                namespace: Some(ns.clone()),
+                state_dir: state.path().to_path_buf(),
+                ..MoveOptions::default()
+            },
+        )
+        .await
+        .expect("our move");
+        println!(
+            "{ns}: {}",
+            serde_json::to_string(&report).unwrap_or_default()
+        );
+        assert_eq!(
+            report.exec.flux_suspended, 1,
+            "the Kustomization applying c0 is suspended"
+        );
+    }
+    for (t, o) in theirs.iter().zip(&ours) {
+        let target_theirs = snapshot(&dst, t).await;
+        let target_ours = snapshot(&dst, o).await;
+        let ours_renamed: BTreeMap<String, Value> = target_ours
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    serde_json::from_str(&v.to_string().replace(o.as_str(), t))
+                        .unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        let missing: Vec<&String> = target_theirs
+            .keys()
+            .filter(|k| !ours_renamed.contains_key(*k))
+            .collect();
+        let extra: Vec<&String> = ours_renamed
+            .keys()
+            .filter(|k| !target_theirs.contains_key(*k))
+            .collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "only clusterctl: {missing:?}; only ours: {extra:?}"
+        );
+        assert!(
+            target_theirs.len() >= n / 2,
+            "every generated object of {t} is on the target"
+        );
+        for (k, v) in &target_theirs {
+            assert_eq!(
+                Some(v),
+                ours_renamed.get(k),
+                "{k} differs between clusterctl ({t}) and ours ({o})"
+            );
+        }
+        assert_eq!(target_theirs.len(), ours_renamed.len());
+        assert_owner_uids_consistent(&dst, o).await;
+        assert_owner_uids_consistent(&dst, t).await;
+        // Sources: only what never moves is left (kube-root-ca.crt of the root CA publisher; the
+        // Flux Kustomization is not a move type).
+        assert_eq!(
+            leftovers(&src, t).await,
+            Vec::<String>::new(),
+            "clusterctl left objects in {t}"
+        );
+        assert_eq!(
+            leftovers(&src, o).await,
+            Vec::<String>::new(),
+            "ours left objects in {o}"
+        );
+        let ks = w
+            .kubectl_json("src", &["-n", o, "get", "kustomization", "fleet"])
+            .expect("kustomization");
+        assert_eq!(
+            ks.pointer("/spec/suspend"),
+            Some(&json!(true)),
+            "suspended on the source"
+        );
+    }
+    let id = w
+        .kubectl_json("dst", &["get", "devclusteridentity", &identity])
+        .expect("identity on the target");
+    assert!(id.pointer("/metadata/uid").is_some());
+    w.kubectl_json("src", &["get", "devclusteridentity", &identity])
+        .expect("global identity stays on the source");
+}
+
+async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    for f in fs {
+        out.push(f.await);
+    }
+    out
+}
+
+/// The child of the crash test: one move with the parameters from the environment, killed by the
+/// parent at chosen points. Without `MOVE_CHILD_NS` it does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crash_child() {
+    let Ok(ns) = std::env::var("MOVE_CHILD_NS") else {
+        return;
+    };
+    let var = |k: &str| PathBuf::from(std::env::var(k).unwrap_or_default());
+    let src = connect(&var("MOVE_CHILD_FROM"), "source").await;
+    let dst = connect(&var("MOVE_CHILD_TO"), "target").await;
+    let opts = MoveOptions {
+        namespace: Some(ns),
+        state_dir: var("MOVE_CHILD_STATE"),
+        parallelism: 8,
+        ..MoveOptions::default()
+    };
+    match move_objects(&src, &dst, &opts).await {
+        Ok(r) => println!(
+            "child done: {}",
+            serde_json::to_string(&r).unwrap_or_default()
+        ),
+        Err(e) => {
+            eprintln!("child failed: {e}");
+            std::process::exit(3);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    Pausing,
+    Plan,
+    Created(usize),
+    Deleted(usize),
+    Unpaused,
+}
+
+/// Progress of the move so far, from the journal lines of every run.
+fn progress(state: &Path) -> (bool, bool, usize, usize, bool) {
+    let mut text = String::new();
+    for e in std::fs::read_dir(state).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.to_string_lossy().ends_with(".jsonl") {
+            text.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+        }
+    }
+    let count = |t: &str| text.matches(&format!("{{\"t\":\"{t}\"")).count();
+    (
+        count("pausing") > 0,
+        count("plan") > 0,
+        count("created"),
+        count("deleted"),
+        count("unpaused") > 0,
+    )
+}
+
+fn reached(at: KillAt, p: (bool, bool, usize, usize, bool)) -> bool {
+    match at {
+        KillAt::Pausing => p.0,
+        KillAt::Plan => p.1,
+        KillAt::Created(n) => p.2 >= n,
+        KillAt::Deleted(n) => p.3 >= n,
+        KillAt::Unpaused => p.4,
+    }
+}
+
+fn curl(args: &[&str]) -> String {
+    std::process::Command::new("curl")
+        .args(["-fsS", "-m", "5"])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn add_fault(control: &str, rule: &Value) {
+    curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &rule.to_string(),
+        &format!("{control}/faults"),
+    ]);
+}
+
+fn clear_faults(control: &str) {
+    curl(&["-X", "DELETE", &format!("{control}/faults")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_at_many_points_then_rerun_ends_consistent() {
+    let Some(w) = move_world() else { return };
+    if w.var("WORLD_FAULTPROXY_CONTROL_SRC").is_none() {
+        println!("world absent: no fault proxies in the move world");
+        return;
+    }
+    let _one = PROXY_LOCK.lock().await;
+    let src = connect(&kubeconfig(&w, "src"), "source").await;
+    let dst = connect(&kubeconfig(&w, "dst"), "target").await;
+    let ns = test_world::unique_name("crash");
+    let n = fleet(&src, std::slice::from_ref(&ns), 4, &format!("{ns}-id")).await;
+    let before = snapshot(&src, &ns).await;
+    let state = tempfile::tempdir().expect("state");
+    let mut points = vec![KillAt::Pausing, KillAt::Plan];
+    points.extend((1..=14).map(|k| KillAt::Created(k * n / 15)));
+    points.extend((1..=6).map(KillAt::Deleted));
+    points.push(KillAt::Unpaused);
+    let exe = std::env::current_exe().expect("test binary");
+    let spawn = || {
+        std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("MOVE_CHILD_NS", &ns)
+            .env("MOVE_CHILD_FROM", proxy_kubeconfig(&w, "src"))
+            .env("MOVE_CHILD_TO", proxy_kubeconfig(&w, "dst"))
+            .env("MOVE_CHILD_STATE", state.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn child")
+    };
+    let (mut kills, mut cuts) = (0, 0);
+    for (i, at) in points.iter().enumerate() {
+        let mut child = spawn();
+        let start = Instant::now();
+        let cut = i % 3 == 2;
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if reached(*at, progress(state.path())) {
+                if cut {
+                    // Cut the API servers off (every request answered 503), then kill mid-retry.
+                    let server = if i % 2 == 0 { "src" } else { "dst" };
+                    add_fault(&proxy_control(&w, server), &json!({"status": 503}));
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    cuts += 1;
+                } else {
+                    // Land inside a request or a layer, not only on journal boundaries.
+                    tokio::time::sleep(Duration::from_millis((i as u64 * 7) % 23)).await;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                let _ = child.kill();
+                kills += 1;
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "child stuck before {at:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let _ = child.wait();
+        clear_faults(&proxy_control(&w, "src"));
+        clear_faults(&proxy_control(&w, "dst"));
+        println!(
+            "kill point {i} {at:?}: progress {:?}",
+            progress(state.path())
+        );
+    }
+    let status = spawn().wait().expect("final run");
+    assert!(status.success(), "the final rerun finishes the move");
+    println!(
+        "{kills} kills ({cuts} with the API cut off), {} objects",
+        before.len()
+    );
+    assert!(kills >= 20, "at least 20 kill points were hit, got {kills}");
+    assert_eq!(
+        leftovers(&src, &ns).await,
+        Vec::<String>::new(),
+        "nothing left on the source"
+    );
+    let after = snapshot(&dst, &ns).await;
+    for (k, v) in &before {
+        if k == "ConfigMap kube-root-ca.crt" {
+            continue;
+        }
+        assert_eq!(
+            after.get(k),
+            Some(v),
+            "{k} on the target as it was on the source"
+        );
+    }
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "every object exactly once on the target"
+    );
+    assert_owner_uids_consistent(&dst, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn completes_with_ten_percent_injected_5xx_and_timeouts() {
+    let Some(w) = move_world() else { return };
+    if w.var("WORLD_FAULTPROXY_CONTROL_SRC").is_none() {
+        println!("world absent: no fault proxies in the move world");
+        return;
+    }
+    let _one = PROXY_LOCK.lock().await;
+    let direct = connect(&kubeconfig(&w, "src"), "source").await;
+    let ns = test_world::unique_name("faults");
+    fleet(&direct, std::slice::from_ref(&ns), 4, &format!("{ns}-id")).await;
+    let before = snapshot(&direct, &ns).await;
+    let mut src = connect(&proxy_kubeconfig(&w, "src"), "source").await;
+    let mut dst = connect(&proxy_kubeconfig(&w, "dst"), "target").await;
+    src.request_timeout = Duration::from_secs(2);
+    dst.request_timeout = Duration::from_secs(2);
+    let controls = [proxy_control(&w, "src"), proxy_control(&w, "dst")];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let injector = {
+        let stop = stop.clone();
+        let controls = controls.clone();
+        tokio::task::spawn_blocking(move || {
+            // Every 10th request on each server fails: 503, 500, 504, 429, or hangs past the
+            // client's timeout (delayed 3 s), in turn.
+            let total = |c: &str| -> u64 {
+                let stats: Value =
+                    serde_json::from_str(&curl(&[&format!("{c}/faults")])).unwrap_or(Value::Null);
+                stats.get("requests").and_then(Value::as_u64).unwrap_or(0)
+            };
+            // The proxies count every request since they started: begin from now.
+            let mut last = [total(&controls[0]), total(&controls[1])];
+            let mut injected = 0u64;
+            let kinds = [
+                json!({"status": 503}),
+                json!({"status": 500}),
+                json!({"status": 504}),
+                json!({"status": 429}),
+                json!({"delay_ms": 3000}),
+            ];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, c) in controls.iter().enumerate() {
+                    let total = total(c);
+                    while total >= last[i] + 10 {
+                        last[i] += 10;
+                        let mut rule = kinds[(injected % 5) as usize].clone();
+                        rule["count"] = json!(1);
+                        add_fault(c, &rule);
+                        injected += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            injected
+        })
+    };
+    let state = tempfile::tempdir().expect("state");
+    let result = move_objects(
+        &src,
+        &dst,
+        &MoveOptions {
+            namespace: Some(ns.clone()),
+            state_dir: state.path().to_path_buf(),
+            ..MoveOptions::default()
+        },
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let injected = injector.await.unwrap_or(0);
+    for c in &controls {
+        let stats: Value =
+            serde_json::from_str(&curl(&[&format!("{c}/faults")])).unwrap_or(Value::Null);
+        println!(
+            "fault proxy {c}: {} requests, {} injected answers",
+            stats["requests"], stats["injected"]
+        );
+        clear_faults(c);
+    }
+    let report = result.expect("the move completes despite the faults");
+    println!(
+        "{injected} faults injected; {}",
+        serde_json::to_string(&report).unwrap_or_default()
+    );
+    assert!(injected > 0 && report.source_requests.retries + report.target_requests.retries > 0);
+    assert_eq!(leftovers(&direct, &ns).await, Vec::<String>::new());
+    let dst_direct = connect(&kubeconfig(&w, "dst"), "target").await;
+    let after = snapshot(&dst_direct, &ns).await;
+    assert_eq!(after.len(), before.len());
+    assert_owner_uids_consistent(&dst_direct, &ns).await;
+}
