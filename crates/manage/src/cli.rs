@@ -76,6 +76,9 @@ pub enum Command {
         #[arg(long, default_value = "v1beta2", value_name = "VERSION")]
         capo_api_version: String,
     },
+    /// Move Cluster API objects to another management cluster (clusterctl move semantics,
+    /// resumable: rerun the same command after an interruption), or back them up / restore them.
+    Move(crate::cmd::move_::MoveArgs),
     /// The bootstrap cluster on the local Docker, kind-compatible: create (or adopt), delete, list,
     /// kubeconfig.
     Kind(crate::cmd::kind::KindArgs),

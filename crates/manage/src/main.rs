@@ -56,6 +56,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         clap_complete::generate(*shell, &mut cmd, "manage", &mut std::io::stdout());
         return Ok(());
     }
+    if let Command::Move(args) = &cli.command {
+        return cmd::move_::run(args, cli.output);
+    }
     if let Command::Seal(args) = &cli.command {
         return cmd::seal::run(args, cli.output);
     }
@@ -72,7 +75,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             out,
             capo_api_version,
         } => cmd::render::run(&repo, name, out.as_deref(), capo_api_version, cli.output),
-        Command::Completions { .. } | Command::Kind(_) | Command::Seal(_) => Ok(()),
+        Command::Completions { .. } | Command::Move(_) | Command::Kind(_) | Command::Seal(_) => {
+            Ok(())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod init;
 pub mod kind;
+pub mod move_;
 pub mod render;
 pub mod seal;
 pub mod validate;
