@@ -229,3 +229,31 @@ fn completions_for_bash() {
         .success()
         .stdout(predicate::str::contains("_manage"));
 }
+
+#[test]
+fn validate_checks_rendered_objects_against_the_crds_it_is_given() {
+    let crds = std::env::var("MANAGE_CRDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("../shared/crds"));
+    manage(&workspace())
+        .arg("validate")
+        .env("MANAGE_CRDS_DIR", &crds)
+        .assert()
+        .success();
+    // A Cluster CRD whose spec takes no fields: every rendered Cluster breaks it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("clusters.yaml"),
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: clusters.cluster.x-k8s.io\nspec:\n  group: cluster.x-k8s.io\n  names: {kind: Cluster, plural: clusters}\n  scope: Namespaced\n  versions:\n  - name: v1beta2\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          apiVersion: {type: string}\n          kind: {type: string}\n          metadata: {type: object}\n          spec: {type: object, properties: {paused: {type: boolean}}}\n",
+    )
+    .expect("write");
+    manage(&workspace())
+        .arg("validate")
+        .env("MANAGE_CRDS_DIR", dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "clusters/example/cluster.yaml: (rendered Cluster example/example)",
+        ))
+        .stderr(predicate::str::contains("breaks its CRD schema"));
+}

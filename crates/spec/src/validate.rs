@@ -262,6 +262,14 @@ fn workers(def: &ClusterDefinition, p: &mut Problems) {
                 "use at most 20 lower-case letters, digits and '-'",
             );
         }
+        if g.name == "control-plane" {
+            p.add(
+                format!("{at}.name"),
+                Kind::InvalidValue,
+                "the name `control-plane` is reserved for the control plane's machines",
+                "pick another name, e.g. `md-0`",
+            );
+        }
         if !seen.insert(g.name.as_str()) {
             p.add(
                 format!("{at}.name"),
@@ -477,7 +485,16 @@ fn network(def: &ClusterDefinition, p: &mut Problems) {
             "use 1280 to 9216, or leave it out for the cloud's default",
         );
     }
+    let mut allowed = HashSet::new();
     for (i, c) in n.api_server_allowed_cidrs.iter().enumerate() {
+        if !allowed.insert(c) {
+            p.add(
+                format!("network.apiServerAllowedCidrs[{i}]"),
+                Kind::Conflict,
+                format!("{c} is listed twice"),
+                "list each CIDR once",
+            );
+        }
         if c.parse::<IpNet>().is_err() {
             p.add(
                 format!("network.apiServerAllowedCidrs[{i}]"),

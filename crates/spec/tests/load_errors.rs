@@ -407,3 +407,23 @@ fn diagnostics_print_file_line_column_field_and_hint() {
     );
     assert!(text.contains("\n    hint: use one of"), "{text}");
 }
+
+#[test]
+fn reserved_group_name_and_duplicate_allowed_cidrs() {
+    let d = one_error(
+        None,
+        &format!("{OK}workers:\n  - {{name: control-plane, count: 1, flavor: f}}\n"),
+    );
+    assert_eq!(
+        (d.kind, d.path.as_str()),
+        (Kind::InvalidValue, "workers[0].name")
+    );
+    let d = one_error(
+        None,
+        &format!("{OK}network:\n  apiServerAllowedCidrs: [10.0.0.0/8, 10.0.0.0/8]\n"),
+    );
+    assert_eq!(
+        (d.kind, d.path.as_str()),
+        (Kind::Conflict, "network.apiServerAllowedCidrs[1]")
+    );
+}

@@ -1,10 +1,17 @@
-//! `manage validate [NAME…]`: load and check definitions, print every problem.
+//! `manage validate [NAME…]`: load and check definitions, render them, and (given CRDs) check the
+//! rendered objects against the CRD schemas; print every problem.
 
 use crate::Failure;
 use crate::cli::Output;
 use anyhow::Context;
-use spec::Diagnostic;
-use std::path::Path;
+use spec::crd::CrdSet;
+use spec::render::{RenderOptions, render};
+use spec::{Diagnostic, Kind, SourceLoc};
+use std::path::{Path, PathBuf};
+
+/// Where CRDs to check rendered objects against come from (a directory of CRD YAML, searched
+/// recursively). Without it, rendering is still checked, the schemas are not.
+pub const CRDS_ENV: &str = "MANAGE_CRDS_DIR";
 
 /// Validates the named clusters, or all of them.
 pub fn run(repo: &Path, names: &[String], output: Output) -> Result<(), Failure> {
@@ -14,15 +21,16 @@ pub fn run(repo: &Path, names: &[String], output: Output) -> Result<(), Failure>
     } else {
         names.to_vec()
     };
+    let crds =
+        match std::env::var_os(CRDS_ENV) {
+            Some(dir) => Some(CrdSet::load_dir(PathBuf::from(&dir)).with_context(|| {
+                format!("loading CRDs from {CRDS_ENV}={}", dir.to_string_lossy())
+            })?),
+            None => None,
+        };
     let results: Vec<(String, Vec<Diagnostic>)> = names
         .iter()
-        .map(|n| {
-            let diags = spec::load_cluster(repo, n)
-                .err()
-                .map(|d| d.0)
-                .unwrap_or_default();
-            (n.clone(), diags)
-        })
+        .map(|n| (n.clone(), check(repo, n, crds.as_ref())))
         .collect();
     let invalid = results.iter().filter(|(_, d)| !d.is_empty()).count();
     match output {
@@ -62,4 +70,51 @@ pub fn run(repo: &Path, names: &[String], output: Output) -> Result<(), Failure>
     } else {
         Ok(())
     }
+}
+
+/// Every problem of one cluster: loading first; then rendering and the schemas of what it renders.
+fn check(repo: &Path, name: &str, crds: Option<&CrdSet>) -> Vec<Diagnostic> {
+    let loaded = match spec::load_cluster(repo, name) {
+        Ok(l) => l,
+        Err(d) => return d.0,
+    };
+    let file = loaded.sources.last().cloned().unwrap_or_default();
+    let at = |path: String, kind: Kind, message: String, hint: Option<String>| Diagnostic {
+        loc: SourceLoc {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+        },
+        path,
+        kind,
+        message,
+        hint,
+    };
+    let objects = match render(&loaded.definition, &RenderOptions::default()) {
+        Ok(o) => o,
+        Err(e) => {
+            return vec![at(
+                String::new(),
+                Kind::InvalidValue,
+                format!("cannot be rendered: {e}"),
+                None,
+            )];
+        }
+    };
+    let Some(crds) = crds else { return Vec::new() };
+    objects
+        .iter()
+        .flat_map(|o| crds.validate(o))
+        .map(|v| {
+            at(
+                format!("(rendered {}){}", v.object, v.path),
+                Kind::InvalidValue,
+                format!("the rendered object breaks its CRD schema: {}", v.message),
+                Some(
+                    "this is a bug of manage's rendering; please report it with the definition"
+                        .into(),
+                ),
+            )
+        })
+        .collect()
 }
