@@ -202,5 +202,13 @@ async fn a_restored_backup_lets_a_fresh_controller_unseal_old_secrets() {
         got.pointer("/data/clouds.yaml").and_then(Value::as_str),
         Some(B64.encode("app-credential-secret").as_str())
     );
+    let mut unbind = world.kubectl("workload").expect("kubectl");
+    unbind.args([
+        "delete",
+        "clusterrolebinding",
+        &format!("sealed-secrets-{n}"),
+        "--ignore-not-found",
+    ]);
+    let _ = test_world::run(&mut unbind);
     let _ = target.delete().await;
 }
