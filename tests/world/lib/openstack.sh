@@ -21,7 +21,9 @@ openstack_up() {
   local tools; tools=$(openstack_tools)
   mkdir -p "$WORLD_STATE/openstack"
   # up.sh is idempotent (a re-run while up takes seconds) and installs its packages when missing.
-  bash "$tools/up.sh" "$OS_CLOUDS_YAML" >>"$WORLD_STATE/logs/openstack-up.log" 2>&1 \
+  # umask 022: the services run as their own users and must read what up.sh writes (an earlier
+  # part may have left the shell's umask at 077)
+  (umask 022; bash "$tools/up.sh" "$OS_CLOUDS_YAML") >>"$WORLD_STATE/logs/openstack-up.log" 2>&1 \
     || { tail -n 30 "$WORLD_STATE/logs/openstack-up.log" >&2; die "openstack up.sh failed (log $WORLD_STATE/logs/openstack-up.log)"; }
   world_env_set openstack WORLD_OS_CLOUDS_YAML "$OS_CLOUDS_YAML"
   world_env_set openstack OS_CLIENT_CONFIG_FILE "$OS_CLOUDS_YAML"
@@ -32,7 +34,7 @@ openstack_down() {
   local tools; tools=$(openstack_tools) || return 0
   local purge=()
   [ "${WORLD_OPENSTACK_PURGE:-1}" = 1 ] && purge=(--purge)
-  bash "$tools/down.sh" "${purge[@]}" >>"$WORLD_STATE/logs/openstack-down.log" 2>&1 || true
+  (umask 022; bash "$tools/down.sh" "${purge[@]}") >>"$WORLD_STATE/logs/openstack-down.log" 2>&1 || true
   rm -rf "$WORLD_STATE/openstack"
 }
 
