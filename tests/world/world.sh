@@ -7,7 +7,7 @@
 #
 # Each part is lib/<part>.sh and may define <part>_build, <part>_up, <part>_down, <part>_status and
 # <part>_env. Parts run in the order of WORLD_PARTS; `down` runs them in reverse and then stops every
-# process the world started (by PID file, never by name).
+# process the world started (by PID file, never by name); `down PART…` runs only those parts' hooks.
 set -Eeuo pipefail
 WORLD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=lib/common.sh
@@ -33,10 +33,19 @@ case "$cmd" in
     world_write_env
     log "world up: $(world_env_file)" ;;
   down)
-    for p in $(printf '%s\n' $ALL_PARTS | tac); do run_hook "$p" down || true; done
-    world_stop_all
-    rm -f "$(world_env_file)"
-    log "world down" ;;
+    if [ $# -gt 0 ]; then
+      # only the named parts: their hooks stop their processes; the rest of the world stays up
+      for p in $(printf '%s\n' "$@" | tac); do
+        run_hook "$p" down || true; rm -f "$WORLD_STATE/env.d/$p.env"
+      done
+      world_write_env
+      log "parts down: $*"
+    else
+      for p in $(printf '%s\n' $ALL_PARTS | tac); do run_hook "$p" down || true; done
+      world_stop_all
+      rm -f "$(world_env_file)" "$WORLD_STATE"/env.d/*.env
+      log "world down"
+    fi ;;
   status)
     for p in $parts; do run_hook "$p" status || true; done
     world_list_procs ;;

@@ -55,7 +55,8 @@ world_start() {
   [ "${1:-}" = -- ] && shift
   if world_pid "$name" >/dev/null; then return 0; fi
   local logf=$WORLD_STATE/logs/$name.log
-  env "${envs[@]}" setsid "$@" >>"$logf" 2>&1 </dev/null &
+  # WORLD_OWNER marks the process and its children as this world's (check-down.sh looks for it)
+  env WORLD_OWNER="$WORLD_STATE" "${envs[@]}" setsid "$@" >>"$logf" 2>&1 </dev/null &
   local pid=$!
   echo "$pid $(_proc_start "$pid")" >"$WORLD_STATE/pids/$name.pid"
   # every process ever started, for check-down.sh (kept across `down`)
