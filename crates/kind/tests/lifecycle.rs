@@ -167,6 +167,48 @@ async fn create_reuse_delete() {
         .to_string();
     assert_eq!(v["State"]["Status"], "running");
 
+    // the network, as kind makes it: bridge, masquerade, the default bridge's MTU, kind's ULA
+    // (or IPv4 only where the daemon cannot do IPv6)
+    let net = d
+        .provider
+        .client()
+        .inspect_network("kind", None)
+        .await
+        .expect("kind network");
+    let n = serde_json::to_value(&net).expect("json");
+    assert_eq!(n["Driver"], "bridge");
+    assert_eq!(
+        n["Options"]["com.docker.network.bridge.enable_ip_masquerade"],
+        "true"
+    );
+    let bridge = d
+        .provider
+        .client()
+        .inspect_network("bridge", None)
+        .await
+        .expect("default bridge");
+    let bridge_mtu = bridge
+        .options
+        .unwrap_or_default()
+        .get("com.docker.network.driver.mtu")
+        .cloned();
+    if let Some(mtu) = bridge_mtu {
+        assert_eq!(n["Options"]["com.docker.network.driver.mtu"], mtu.as_str());
+    }
+    if n["EnableIPv6"] == true {
+        let subnets: Vec<&str> = n["IPAM"]["Config"]
+            .as_array()
+            .expect("ipam")
+            .iter()
+            .filter_map(|c| c["Subnet"].as_str())
+            .collect();
+        let ula = kind::docker::ula_subnet("kind", 0);
+        assert!(
+            (0..5).any(|a| subnets.contains(&kind::docker::ula_subnet("kind", a).as_str())),
+            "{subnets:?} holds one of kind's ULAs ({ula}, …)"
+        );
+    }
+
     // exec and copy out
     let out = kind::exec_in_node(&d.provider, &name, &["cat", "/kind/version"], None)
         .await
