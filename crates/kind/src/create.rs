@@ -302,6 +302,9 @@ pub async fn create<P: Provider>(
         api_server_port: port,
         env: node_env(&node),
         mount_lib_modules: true,
+        mount_dev_mapper: info.needs_dev_mapper(),
+        fuse_device: info.rootless,
+        userns_host: info.userns_remap,
     };
     let result = async {
         steps.run("Preparing nodes", p.create_node(&spec)).await?;
@@ -546,6 +549,22 @@ mod tests {
             ..Default::default()
         };
         assert!(check_host(&v2).expect("v2").is_empty());
+    }
+
+    #[test]
+    fn dev_mapper_as_kind() {
+        let on = |driver: &str, backing: &str, rootless: bool| HostInfo {
+            storage_driver: driver.into(),
+            backing_filesystem: backing.into(),
+            rootless,
+            ..Default::default()
+        };
+        assert!(on("btrfs", "", false).needs_dev_mapper());
+        assert!(on("devicemapper", "", false).needs_dev_mapper());
+        assert!(on("overlay2", "xfs", false).needs_dev_mapper());
+        assert!(!on("overlay2", "extfs", false).needs_dev_mapper());
+        assert!(!on("vfs", "", false).needs_dev_mapper());
+        assert!(!on("btrfs", "btrfs", true).needs_dev_mapper());
     }
 
     #[test]

@@ -39,8 +39,15 @@ pub struct NodeSpec {
     pub api_server_port: u16,
     /// Environment variables (`KEY=value`).
     pub env: Vec<String>,
-    /// Bind `/lib/modules` read-only when the host has it.
+    /// Bind `/lib/modules` read-only (kind always does).
     pub mount_lib_modules: bool,
+    /// Bind `/dev/mapper` (storage on btrfs, zfs, devicemapper or a backing xfs; see
+    /// [`HostInfo::needs_dev_mapper`]).
+    pub mount_dev_mapper: bool,
+    /// Pass `/dev/fuse` in (rootless daemons).
+    pub fuse_device: bool,
+    /// `--userns=host` (daemons with user-namespace remapping).
+    pub userns_host: bool,
 }
 
 /// What we know about an existing node container.
@@ -109,6 +116,26 @@ pub struct HostInfo {
     pub pids_limit: bool,
     /// … and CPU shares.
     pub cpu_shares: bool,
+    /// The daemon remaps user namespaces (`userns` security option).
+    pub userns_remap: bool,
+    /// Storage driver (`overlay2`, `btrfs`, `vfs`, …).
+    pub storage_driver: String,
+    /// The storage driver's backing file system, when it says.
+    pub backing_filesystem: String,
+}
+
+impl HostInfo {
+    /// kind binds `/dev/mapper` into nodes when the storage driver is btrfs, zfs or devicemapper,
+    /// or the backing file system is btrfs, zfs or xfs, unless the daemon is rootless.
+    pub fn needs_dev_mapper(&self) -> bool {
+        if self.rootless {
+            return false;
+        }
+        let driver = self.storage_driver.trim().to_lowercase();
+        let backing = self.backing_filesystem.trim().to_lowercase();
+        matches!(driver.as_str(), "btrfs" | "zfs" | "devicemapper")
+            || matches!(backing.as_str(), "btrfs" | "zfs" | "xfs")
+    }
 }
 
 /// Progress of an image pull or load, one line per event worth showing.

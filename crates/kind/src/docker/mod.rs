@@ -83,7 +83,29 @@ impl DockerProvider {
                 a.iter()
                     .any(|o| o.as_str().is_some_and(|o| o.contains("name=rootless")))
             });
+        let security = |needle: &str| {
+            v.get("SecurityOptions")
+                .and_then(|x| x.as_array())
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|o| o.as_str().is_some_and(|o| o.contains(needle)))
+                })
+        };
+        let backing_filesystem = v
+            .get("DriverStatus")
+            .and_then(|x| x.as_array())
+            .and_then(|a| {
+                a.iter().find_map(|pair| {
+                    let pair = pair.as_array()?;
+                    (pair.first()?.as_str()? == "Backing Filesystem")
+                        .then(|| pair.get(1)?.as_str().map(str::to_string))?
+                })
+            })
+            .unwrap_or_default();
         Ok(HostInfo {
+            userns_remap: security("name=userns"),
+            storage_driver: s("Driver"),
+            backing_filesystem,
             cgroup_version: s("CgroupVersion"),
             cgroup_driver: s("CgroupDriver"),
             rootless,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, HostConfig, HostConfigCgroupnsModeEnum, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
@@ -30,6 +30,16 @@ pub(crate) fn container_body(spec: &NodeSpec) -> ContainerCreateBody {
     if spec.mount_lib_modules {
         binds.push("/lib/modules:/lib/modules:ro".to_string());
     }
+    if spec.mount_dev_mapper {
+        binds.push("/dev/mapper:/dev/mapper".to_string());
+    }
+    let devices = spec.fuse_device.then(|| {
+        vec![DeviceMapping {
+            path_on_host: Some("/dev/fuse".into()),
+            path_in_container: Some("/dev/fuse".into()),
+            cgroup_permissions: Some("rwm".into()),
+        }]
+    });
     let host_config = HostConfig {
         // docker-init must not be PID 1: the image's init is.
         init: Some(false),
@@ -43,6 +53,8 @@ pub(crate) fn container_body(spec: &NodeSpec) -> ContainerCreateBody {
             ("/run".to_string(), String::new()),
         ])),
         binds: Some(binds),
+        devices,
+        userns_mode: spec.userns_host.then(|| "host".to_string()),
         restart_policy: Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::ON_FAILURE),
             maximum_retry_count: Some(1),
@@ -479,6 +491,9 @@ mod tests {
             api_server_port: 34567,
             env: vec!["KUBECONFIG=/etc/kubernetes/admin.conf".into()],
             mount_lib_modules: true,
+            mount_dev_mapper: false,
+            fuse_device: false,
+            userns_host: false,
         }
     }
 
@@ -505,6 +520,24 @@ mod tests {
         assert_eq!(h["Binds"][0], "/lib/modules:/lib/modules:ro");
         assert_eq!(h["PortBindings"]["6443/tcp"][0]["HostIp"], "127.0.0.1");
         assert_eq!(h["PortBindings"]["6443/tcp"][0]["HostPort"], "34567");
+    }
+
+    #[test]
+    fn host_specific_options() {
+        let s = NodeSpec {
+            mount_dev_mapper: true,
+            fuse_device: true,
+            userns_host: true,
+            ..spec()
+        };
+        let v = serde_json::to_value(container_body(&s)).expect("json");
+        let h = &v["HostConfig"];
+        assert_eq!(h["Binds"][1], "/dev/mapper:/dev/mapper");
+        assert_eq!(h["Devices"][0]["PathOnHost"], "/dev/fuse");
+        assert_eq!(h["UsernsMode"], "host");
+        let plain = serde_json::to_value(container_body(&spec())).expect("json");
+        assert!(plain["HostConfig"].get("UsernsMode").is_none());
+        assert!(plain["HostConfig"].get("Devices").is_none());
     }
 
     #[test]
