@@ -19,7 +19,7 @@ left=0
 if [ -f "$WORLD_STATE/started.log" ]; then
   while read -r name pid st; do
     case $tracked in *" $pid "*) continue;; esac
-    if [ "$(_proc_start "$pid" 2>/dev/null)" = "$st" ]; then
+    if [ "$(_proc_start "$pid" 2>/dev/null)" = "$st" ] && ! _proc_zombie "$pid"; then
       log "still running after down: $name (pid $pid)"; left=1
     fi
   done <"$WORLD_STATE/started.log"

@@ -37,13 +37,15 @@ done
 # --- processes -------------------------------------------------------------------------------
 # PID files hold "PID STARTTIME" (field 22 of /proc/PID/stat) so a reused PID is never signalled.
 _proc_start() { local st; st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1; set -- $st; echo "${20}"; }
+# _proc_zombie PID: true when PID has exited but is not yet reaped (PID 1 here may reap slowly)
+_proc_zombie() { local st; st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || return 1; [ "${st%% *}" = Z ]; }
 
 # world_pid NAME: prints the PID of tracked process NAME if it still runs.
 world_pid() {
   local f=$WORLD_STATE/pids/$1.pid pid st
   [ -f "$f" ] || return 1
   read -r pid st <"$f" || return 1
-  [ -n "$pid" ] && [ "$(_proc_start "$pid" 2>/dev/null)" = "$st" ] && echo "$pid"
+  [ -n "$pid" ] && [ "$(_proc_start "$pid" 2>/dev/null)" = "$st" ] && ! _proc_zombie "$pid" && echo "$pid"
 }
 
 # world_start NAME [ENV=VAL…] -- CMD ARGS…: start CMD in its own session (process group), stdout and

@@ -127,7 +127,12 @@ capi_healthy() { # all three managers of SERVER answer /readyz
 
 capi_up() {
   local s
-  for s in $WORLD_CAPI_CRD_SERVERS; do capi_crds_up "$s"; capi_inventory_up "$s"; done
+  # servers in parallel: most of the time is each API server compiling the CRD schemas
+  local pids=() p
+  for s in $WORLD_CAPI_CRD_SERVERS; do
+    ( capi_crds_up "$s" && capi_inventory_up "$s" ) & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || die "installing the CAPI CRDs failed (see above)"; done
   for s in $WORLD_CAPI_SERVERS; do capi_managers_up "$s"; done
   for s in $WORLD_CAPI_SERVERS; do
     wait_until 120 "CAPI managers on $s (logs $WORLD_STATE/logs/capi-*-$s.log)" capi_healthy "$s"
