@@ -236,19 +236,7 @@ impl Repo {
     /// The remote and branch HEAD's branch tracks (`branch.<b>.remote`/`merge`, defaulting to
     /// `origin` and the same branch name).
     pub fn tracked_remote(&self) -> Result<TrackedRemote, Error> {
-        let head = self
-            .repo
-            .head()
-            .map_err(|e| Error::git("reading HEAD (is there a commit?)", e))?;
-        if !head.is_branch() {
-            return Err(Error::Repository(
-                "HEAD is detached; check out the branch Flux should follow".into(),
-            ));
-        }
-        let branch = head
-            .shorthand()
-            .map_err(|_| Error::Repository("the branch name is not UTF-8".into()))?
-            .to_owned();
+        let branch = self.current_branch()?;
         let config = self
             .repo
             .config()
@@ -279,6 +267,23 @@ impl Repo {
             branch,
             remote_branch,
         })
+    }
+}
+
+impl Repo {
+    /// The branch HEAD names, also before its first commit (an unborn branch).
+    fn current_branch(&self) -> Result<String, Error> {
+        let head = self
+            .repo
+            .find_reference("HEAD")
+            .map_err(|e| Error::git("reading HEAD", e))?;
+        match head.symbolic_target() {
+            Ok(Some(target)) => Ok(target.trim_start_matches("refs/heads/").to_owned()),
+            Ok(None) => Err(Error::Repository(
+                "HEAD is detached; check out the branch Flux should follow".into(),
+            )),
+            Err(e) => Err(Error::git("reading HEAD's branch name", e)),
+        }
     }
 }
 

@@ -61,7 +61,8 @@ impl Repo {
             .find_remote(&tracked.remote)
             .map_err(|e| Error::git(format!("opening remote {}", tracked.remote), e))?;
         let rejected: RefCell<Option<(String, String)>> = RefCell::new(None);
-        let mut callbacks = callbacks(auth, None)?;
+        let refused_host = RefCell::new(None);
+        let mut callbacks = callbacks(auth, None, &refused_host)?;
         callbacks.push_update_reference(|reference, status| {
             if let Some(msg) = status {
                 *rejected.borrow_mut() = Some((reference.to_owned(), msg.to_owned()));
@@ -76,14 +77,15 @@ impl Repo {
         );
         remote
             .push(&[refspec.as_str()], Some(&mut opts))
-            .map_err(|e| {
-                Error::git(
+            .map_err(|e| match refused_host.borrow_mut().take() {
+                Some(reason) => Error::Auth(reason),
+                None => Error::git(
                     format!(
                         "pushing {} to {} ({})",
                         tracked.branch, tracked.remote, tracked.url
                     ),
                     e,
-                )
+                ),
             })?;
         drop(opts);
         if let Some((reference, message)) = rejected.borrow_mut().take() {
@@ -105,9 +107,17 @@ impl Repo {
             .repo
             .find_remote(&tracked.remote)
             .map_err(|e| Error::git(format!("opening remote {}", tracked.remote), e))?;
+        let refused_host = RefCell::new(None);
         let conn = remote
-            .connect_auth(git2::Direction::Fetch, Some(callbacks(auth, None)?), None)
-            .map_err(|e| Error::git(format!("connecting to {}", tracked.url), e))?;
+            .connect_auth(
+                git2::Direction::Fetch,
+                Some(callbacks(auth, None, &refused_host)?),
+                None,
+            )
+            .map_err(|e| match refused_host.borrow_mut().take() {
+                Some(reason) => Error::Auth(reason),
+                None => Error::git(format!("connecting to {}", tracked.url), e),
+            })?;
         let want = format!("refs/heads/{}", tracked.remote_branch);
         let heads = conn
             .list()
@@ -119,9 +129,13 @@ impl Repo {
     }
 }
 
+/// Remote callbacks: credentials from `auth`, the SSH host key checked against known_hosts (the
+/// reason of a refusal goes to `refused`, since libgit2 replaces the callback's message), or
+/// only captured into `capture` (host-key scan).
 fn callbacks<'a>(
     auth: &'a Auth,
     capture: Option<&'a RefCell<Option<String>>>,
+    refused: &'a RefCell<Option<String>>,
 ) -> Result<RemoteCallbacks<'a>, Error> {
     let mut cb = RemoteCallbacks::new();
     let mut attempts = 0u32;
@@ -182,11 +196,14 @@ fn callbacks<'a>(
         if known_hosts_accepts(&text, host, kind.name(), raw) {
             Ok(CertificateCheckStatus::CertificateOk)
         } else {
-            Err(git2::Error::from_str(&format!(
+            let reason = format!(
                 "the SSH host key of {host} ({}) is not in {}; add it (ssh-keyscan) or pass the right known_hosts",
                 kind.name(),
                 known.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "known_hosts".into())
-            )))
+            );
+            let err = git2::Error::from_str(&reason);
+            *refused.borrow_mut() = Some(reason);
+            Err(err)
         }
     });
     Ok(cb)
@@ -231,7 +248,8 @@ pub fn scan_host_key(url: &str) -> Result<String, Error> {
     let auth = Auth::default();
     let mut remote =
         git2::Remote::create_detached(url).map_err(|e| Error::git(format!("remote {url}"), e))?;
-    let cb = callbacks(&auth, Some(&captured))?;
+    let refused = RefCell::new(None);
+    let cb = callbacks(&auth, Some(&captured), &refused)?;
     let _ = remote.connect_auth(git2::Direction::Fetch, Some(cb), None);
     let key = captured.into_inner().ok_or_else(|| {
         Error::Repository(format!("could not read the SSH host key of {hostport}"))
