@@ -10,15 +10,29 @@ const DEFAULTS: &str = include_str!("../../../clusters/defaults.yaml");
 
 fn check(defaults: &str, cluster: &str) {
     let sources = [
-        Source { path: PathBuf::from("clusters/defaults.yaml"), text: defaults.to_string() },
-        Source { path: PathBuf::from("clusters/f/cluster.yaml"), text: cluster.to_string() },
+        Source {
+            path: PathBuf::from("clusters/defaults.yaml"),
+            text: defaults.to_string(),
+        },
+        Source {
+            path: PathBuf::from("clusters/f/cluster.yaml"),
+            text: cluster.to_string(),
+        },
     ];
     if let Err(diags) = load_sources("f", &sources) {
         assert!(!diags.0.is_empty(), "an error without diagnostics");
         for d in &diags.0 {
-            let text = if d.loc.file.ends_with("defaults.yaml") { defaults } else { cluster };
+            let text = if d.loc.file.ends_with("defaults.yaml") {
+                defaults
+            } else {
+                cluster
+            };
             let lines = text.lines().count().max(1) as u32 + 1;
-            assert!(d.loc.line <= lines, "line {} beyond the file ({lines} lines): {d}", d.loc.line);
+            assert!(
+                d.loc.line <= lines,
+                "line {} beyond the file ({lines} lines): {d}",
+                d.loc.line
+            );
             assert!(!d.message.is_empty());
         }
     }
