@@ -102,6 +102,13 @@ docker_down() {
     wdocker volume prune -f >/dev/null 2>&1 || true
   fi
   world_stop dockerd
+  # containers' shims run in their own sessions: after the containers are removed none may remain
+  local f
+  for f in /proc/[0-9]*/cmdline; do
+    if { tr '\0' ' ' <"$f"; } 2>/dev/null | grep -q -- "$DOCKER_EXEC/"; then
+      log "WARNING: still running after docker down: $(tr '\0' ' ' <"$f" | cut -c1-120) (${f%/cmdline})"
+    fi
+  done
   # dockerd leaves its default bridge device behind; it made it, so it goes too
   if ip link show docker0 >/dev/null 2>&1; then ip link delete docker0 2>/dev/null || true; fi
   rm -rf "$DOCKER_EXEC" "$DOCKER_SOCK"
