@@ -99,6 +99,7 @@ capo_healthy() { curl -fsS "http://127.0.0.1:$(world_port "capo-health-$1")/read
 
 capo_standin_up() {
   local s=$1
+  [ -s "$KUBE_STATE/workload/admin.kubeconfig" ] || die "the stand-in needs the 'workload' API server (WORLD_APISERVERS)"
   world_start "world-standin-$s" RUST_LOG=info -- "$WORLD_BIN/world-standin" \
     --management-kubeconfig "$KUBE_STATE/$s/admin.kubeconfig" \
     --workload-kubeconfig "$KUBE_STATE/workload/admin.kubeconfig"
