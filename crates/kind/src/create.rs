@@ -153,13 +153,17 @@ fn api_server_port(port: u16) -> Result<u16> {
     }
 }
 
-/// Environment of the node: admin kubeconfig, host proxies (NO_PROXY extended as kind does).
-fn node_env(node: &str) -> Vec<String> {
+/// Environment of the node: admin kubeconfig, host proxies (NO_PROXY extended as kind does with
+/// the network's subnets, the node name and the cluster's service domains).
+fn node_env(
+    node: &str,
+    subnets: &[String],
+    host_env: impl Fn(&str) -> Option<String>,
+) -> Vec<String> {
     let mut env = vec![format!("KUBECONFIG={ADMIN_CONF}")];
     let get = |k: &str| {
-        std::env::var(k)
-            .ok()
-            .or_else(|| std::env::var(k.to_lowercase()).ok())
+        host_env(k)
+            .or_else(|| host_env(&k.to_lowercase()))
             .filter(|v| !v.is_empty())
     };
     let (http, https) = (get("HTTP_PROXY"), get("HTTPS_PROXY"));
@@ -173,7 +177,13 @@ fn node_env(node: &str) -> Vec<String> {
             env.push(format!("https_proxy={v}"));
         }
         let mut no = get("NO_PROXY").unwrap_or_default();
-        for extra in [node, ".svc", ".svc.cluster", ".svc.cluster.local"] {
+        let extras = subnets.iter().map(String::as_str).chain([
+            node,
+            ".svc",
+            ".svc.cluster",
+            ".svc.cluster.local",
+        ]);
+        for extra in extras {
             if !no.is_empty() {
                 no.push(',');
             }
@@ -182,7 +192,7 @@ fn node_env(node: &str) -> Vec<String> {
         env.push(format!("NO_PROXY={no}"));
         env.push(format!("no_proxy={no}"));
     }
-    if let Ok(v) = std::env::var("KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER") {
+    if let Some(v) = host_env("KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER") {
         env.push(format!("KIND_EXPERIMENTAL_CONTAINERD_SNAPSHOTTER={v}"));
     }
     env
@@ -291,6 +301,7 @@ pub async fn create<P: Provider>(
             p.ensure_network(&o.network),
         )
         .await?;
+    let subnets = p.network_subnets(&o.network).await?;
     let port = api_server_port(o.api_server_port)?;
     let spec = NodeSpec {
         name: node.clone(),
@@ -300,7 +311,7 @@ pub async fn create<P: Provider>(
         network: o.network.clone(),
         privileged: o.privileged,
         api_server_port: port,
-        env: node_env(&node),
+        env: node_env(&node, &subnets, |k| std::env::var(k).ok()),
         mount_lib_modules: true,
         mount_dev_mapper: info.needs_dev_mapper(),
         fuse_device: info.rootless,
@@ -549,6 +560,25 @@ mod tests {
             ..Default::default()
         };
         assert!(check_host(&v2).expect("v2").is_empty());
+    }
+
+    #[test]
+    fn proxies_pass_through_with_kinds_no_proxy() {
+        let none = node_env("k-control-plane", &[], |_| None);
+        assert_eq!(none, vec!["KUBECONFIG=/etc/kubernetes/admin.conf"]);
+        let host = std::collections::HashMap::from([
+            ("https_proxy", "http://proxy:3128"),
+            ("NO_PROXY", "localhost"),
+        ]);
+        let env = node_env("k-control-plane", &["172.18.0.0/16".to_string()], |k| {
+            host.get(k).map(|v| v.to_string())
+        });
+        assert!(env.contains(&"HTTPS_PROXY=http://proxy:3128".to_string()));
+        assert!(!env.iter().any(|e| e.starts_with("HTTP_PROXY=")));
+        assert!(env.contains(
+            &"NO_PROXY=localhost,172.18.0.0/16,k-control-plane,.svc,.svc.cluster,.svc.cluster.local"
+                .to_string()
+        ));
     }
 
     #[test]

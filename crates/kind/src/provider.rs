@@ -160,6 +160,9 @@ pub trait Provider: Send + Sync {
     /// Creates the network kind uses (or adopts the existing one).
     fn ensure_network(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
 
+    /// The subnets (IPv4 and IPv6) of network `name`.
+    fn network_subnets(&self, name: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+
     /// Node containers of `cluster` (all clusters when `None`), in any state, sorted by name.
     fn list_nodes(
         &self,

@@ -149,6 +149,10 @@ impl crate::Provider for DockerProvider {
         network::ensure(self, name).await
     }
 
+    async fn network_subnets(&self, name: &str) -> Result<Vec<String>> {
+        network::subnets(self, name).await
+    }
+
     async fn list_nodes(&self, cluster: Option<&str>) -> Result<Vec<crate::NodeInfo>> {
         node::list(self, cluster).await
     }

@@ -191,6 +191,21 @@ async fn remove_duplicates(p: &DockerProvider, name: &str) -> Result<bool> {
     Ok(!ids.is_empty())
 }
 
+/// The subnets of network `name` (kind adds them to the nodes' NO_PROXY).
+pub(super) async fn subnets(p: &DockerProvider, name: &str) -> Result<Vec<String>> {
+    let n = p
+        .docker
+        .inspect_network(name, None)
+        .await
+        .map_err(|e| p.err(format!("inspect network {name}"), e))?;
+    Ok(n.ipam
+        .and_then(|i| i.config)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.subnet)
+        .collect())
+}
+
 /// MTU of the default `bridge` network, when set and a number.
 async fn default_bridge_mtu(p: &DockerProvider) -> Option<u32> {
     let n = p.docker.inspect_network("bridge", None).await.ok()?;
