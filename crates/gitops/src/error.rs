@@ -50,6 +50,16 @@ pub enum Error {
     /// Flux reported a failure, or did not apply the revision in time.
     #[error("{0}")]
     Flux(String),
+    /// A new deploy key was made and must be authorized on the git host before Flux can fetch;
+    /// in non-interactive mode the hand-off stops here (the key is already in the cluster, so a
+    /// rerun after authorizing it reuses it).
+    #[error("add this deploy key (read-only is enough) to {url}, then rerun:\n{public_key}")]
+    DeployKeyNeeded {
+        /// The repository URL.
+        url: String,
+        /// `ssh-ed25519 AAAA… comment`.
+        public_key: String,
+    },
     /// YAML/JSON encoding failed.
     #[error("{0}")]
     Format(String),

@@ -94,6 +94,23 @@ pub async fn apply_and_wait(
     commit: &str,
     timeout: Duration,
 ) -> Result<HandoffReport, Error> {
+    let secret_written = apply_sync(client, sync, auth).await?;
+    let (revision, waited) = wait_applied(client, sync, commit, timeout).await?;
+    Ok(HandoffReport {
+        revision,
+        secret_written,
+        waited,
+    })
+}
+
+/// Applies the namespace, the auth Secret (unless kept or not needed), the GitRepository and the
+/// Kustomization (server-side apply, field manager `manage`); returns whether the Secret was
+/// written.
+pub async fn apply_sync(
+    client: &Client,
+    sync: &FluxSync,
+    auth: &AuthSecret,
+) -> Result<bool, Error> {
     let ns = &sync.namespace;
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     Api::<Namespace>::all(client.clone())
@@ -156,6 +173,32 @@ pub async fn apply_and_wait(
         .await
         .map_err(|e| Error::kube(format!("applying Kustomization {ns}/{}", sync.name), e))?;
 
+    Ok(secret_written)
+}
+
+/// Waits up to `timeout` until the Kustomization has applied `commit` (Ready for the current
+/// generation, `lastAppliedRevision` = the revision); returns the revision and the time taken.
+pub async fn wait_applied(
+    client: &Client,
+    sync: &FluxSync,
+    commit: &str,
+    timeout: Duration,
+) -> Result<(String, Duration), Error> {
+    let ns = &sync.namespace;
+    let repos = flux_api(
+        client,
+        ns,
+        "source.toolkit.fluxcd.io",
+        "GitRepository",
+        "gitrepositories",
+    );
+    let kusts = flux_api(
+        client,
+        ns,
+        "kustomize.toolkit.fluxcd.io",
+        "Kustomization",
+        "kustomizations",
+    );
     let revision = sync.revision(commit);
     let started = Instant::now();
     let mut nudged = false;
@@ -177,11 +220,7 @@ pub async fn apply_and_wait(
         }
         if applied(&kust, &revision) {
             tracing::info!(%revision, "Flux applied the revision");
-            return Ok(HandoffReport {
-                revision,
-                secret_written,
-                waited: started.elapsed(),
-            });
+            return Ok((revision, started.elapsed()));
         }
         let source_rev = repo
             .pointer("/status/artifact/revision")

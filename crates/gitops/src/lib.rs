@@ -9,6 +9,7 @@ mod deploy_key;
 mod error;
 mod flux_sync;
 mod flux_url;
+mod hand_off;
 mod handoff;
 mod plaintext_guard;
 mod repo;
@@ -18,7 +19,10 @@ pub use deploy_key::DeployKey;
 pub use error::Error;
 pub use flux_sync::{FluxSync, SYNC_DIR};
 pub use flux_url::flux_url;
-pub use handoff::{AuthSecret, HandoffReport, apply_and_wait, existing_deploy_key};
+pub use hand_off::{Handoff, HandoffOptions, hand_off};
+pub use handoff::{
+    AuthSecret, HandoffReport, apply_and_wait, apply_sync, existing_deploy_key, wait_applied,
+};
 pub use plaintext_guard::{Refusal, check_file};
 pub use repo::{CommitOutcome, Repo, TrackedRemote};
 pub use transport::{Auth, PushReport, scan_host_key};

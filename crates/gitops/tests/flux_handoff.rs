@@ -265,3 +265,98 @@ async fn hand_off_over_http_with_a_token_secret() {
     assert_eq!(cm["data"]["from"], "flux");
     let _ = ns.delete().await;
 }
+
+#[tokio::test]
+async fn hand_off_non_interactive_stops_with_a_new_key_then_reuses_it() {
+    let Some(world) = test_world::world_or_skip(&[
+        "WORLD_FLUX_SERVERS",
+        "WORLD_GIT_SSH_URL_BASE",
+        "WORLD_KUBECONFIG_MGMT",
+    ]) else {
+        return;
+    };
+    let git = world.git().expect("git");
+    let ns = world
+        .namespace("mgmt", "handoff-flow")
+        .await
+        .expect("namespace");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bare, _) = common::fresh_repo(&git, &git.ssh_url_base, dir.path());
+    let path = "clusters/flow";
+    cluster_path(&world, dir.path(), path, &ns.name).await;
+    let repo = Repo::open(dir.path()).expect("open");
+    let client = world.client("mgmt").await.expect("client");
+    let push = Auth {
+        ssh_key: Some(git.ssh_key.clone()),
+        known_hosts: Some(git.known_hosts.clone()),
+        ..Default::default()
+    };
+    let mut opts = gitops::HandoffOptions::new(path);
+    opts.namespace = ns.name.clone();
+    opts.non_interactive = true;
+    opts.timeout = Duration::from_secs(150);
+
+    // First run: a new deploy key; non-interactive, so it stops and names the key.
+    let mut printed = None;
+    let err = gitops::hand_off(&repo, &push, &client, &opts, |k| {
+        printed = Some(k.to_owned())
+    })
+    .await
+    .expect_err("the new key must be authorized first");
+    let gitops::Error::DeployKeyNeeded { public_key, url } = &err else {
+        panic!("expected DeployKeyNeeded, got {err}")
+    };
+    assert_eq!(Some(public_key), printed.as_ref());
+    assert!(url.starts_with("ssh://"), "{url}");
+    assert!(err.to_string().contains(public_key.as_str()));
+
+    // The owner authorizes it on the git host; the rerun reuses it and waits for Flux.
+    let _authorized = AuthorizedKey::add(&world, public_key);
+    let done = gitops::hand_off(&repo, &push, &client, &opts, |_| {
+        panic!("no new key on a rerun")
+    })
+    .await
+    .expect("hand-off");
+    assert!(done.new_deploy_key.is_none());
+    assert!(matches!(done.commit, CommitOutcome::Unchanged { .. }));
+    assert_eq!(
+        done.flux.revision,
+        format!("main@sha1:{}", done.pushed.commit)
+    );
+    println!(
+        "hand-off after authorizing the key: Flux applied in {:?}",
+        done.flux.waited
+    );
+    let cm = wait_for(&world, &ns.name, "configmap", "handed-off").await;
+    assert_eq!(cm["data"]["from"], "flux");
+    assert_eq!(
+        gitops::existing_deploy_key(
+            &client,
+            &FluxSync {
+                namespace: ns.name.clone(),
+                ..FluxSync::new("", "main", path, true)
+            }
+        )
+        .await
+        .expect("read")
+        .as_deref(),
+        Some(public_key.as_str())
+    );
+
+    // And again: nothing to commit, no key, no Secret write, no wait.
+    let again = gitops::hand_off(&repo, &push, &client, &opts, |_| panic!("no new key"))
+        .await
+        .expect("rerun");
+    assert!(matches!(again.commit, CommitOutcome::Unchanged { .. }));
+    assert!(!again.flux.secret_written);
+    assert!(
+        again.flux.waited < Duration::from_secs(2),
+        "{:?}",
+        again.flux.waited
+    );
+    let b = git2::Repository::open_bare(&bare).expect("bare");
+    let mut walk = b.revwalk().expect("revwalk");
+    walk.push_ref("refs/heads/main").expect("main");
+    assert_eq!(walk.count(), 1, "one commit on the remote after three runs");
+    let _ = ns.delete().await;
+}
