@@ -140,8 +140,13 @@ kube_up() {
 }
 
 kube_down() {
-  local s
-  for s in $WORLD_APISERVERS; do world_stop "kcm-$s"; world_stop "apiserver-$s"; world_stop "etcd-$s"; done
+  # every server this state dir started, also those added on demand with another WORLD_APISERVERS
+  local f n kind
+  for kind in kcm apiserver etcd; do
+    for f in "$WORLD_STATE"/pids/"$kind"-*.pid; do
+      [ -e "$f" ] || continue; n=$(basename "$f" .pid); world_stop "$n"
+    done
+  done
   rm -rf "$KUBE_STATE" "$WORLD_STATE/pki"
 }
 
