@@ -203,14 +203,17 @@ pub async fn wait_applied(
     let started = Instant::now();
     let mut nudged = false;
     loop {
-        let repo = repos
-            .get(&sync.name)
-            .await
-            .map_err(|e| Error::kube(format!("reading GitRepository {ns}/{}", sync.name), e))?;
-        let kust = kusts
-            .get(&sync.name)
-            .await
-            .map_err(|e| Error::kube(format!("reading Kustomization {ns}/{}", sync.name), e))?;
+        // A failed read (API server restarting, a proxy cut) is retried until the deadline.
+        let read = read_flux_objects(&repos, &kusts, &sync.name).await;
+        let (repo, kust) = match read {
+            Ok(pair) => pair,
+            Err(e) if started.elapsed() <= timeout => {
+                tracing::debug!(error = %e, "reading Flux objects failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(Error::kube(format!("reading {ns}/{}", sync.name), e)),
+        };
         let (repo, kust) = (to_value(&repo)?, to_value(&kust)?);
         if is_suspended(&repo) || is_suspended(&kust) {
             return Err(Error::Flux(format!(
@@ -254,6 +257,14 @@ pub async fn wait_applied(
         tracing::debug!(%last, "waiting for Flux");
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+async fn read_flux_objects(
+    repos: &Api<DynamicObject>,
+    kusts: &Api<DynamicObject>,
+    name: &str,
+) -> Result<(DynamicObject, DynamicObject), kube::Error> {
+    Ok((repos.get(name).await?, kusts.get(name).await?))
 }
 
 fn to_value(o: &DynamicObject) -> Result<Value, Error> {
