@@ -1,6 +1,11 @@
 //! Against the test world's real Docker engine and node image: create → a real API server answers
 //! through the exported kubeconfig, the container carries kind's labels and options; create
 //! again → adopted, not duplicated; delete → no container, volume or kubeconfig entry left.
+//!
+//! The world's node image differs from kindest/node in one way that matters here: no kubelet runs,
+//! so the node's `Ready=True` condition is written by the image's stand-in `kubeadm init` (as a
+//! kubelet would report it), and the CNI DaemonSet it accepts never gets a pod. The API server,
+//! etcd and kubectl are the real ones; every in-node step runs exactly as for kindest/node.
 
 mod common;
 
