@@ -33,3 +33,90 @@ fn kind_help_lists_the_verbs() {
         .stdout(predicate::str::contains("list"))
         .stdout(predicate::str::contains("kubeconfig"));
 }
+
+/// `manage kind create`, again (adopted), `list`, `kubeconfig`, `delete` against the test world's
+/// Docker engine and node image (skips with one line when the world is absent).
+#[test]
+fn kind_verbs_against_the_world() {
+    let Some(world) = test_world::world_or_skip(&["DOCKER_HOST", "WORLD_NODE_IMAGE"]) else {
+        return;
+    };
+    let host = world.var("DOCKER_HOST").unwrap_or_default().to_string();
+    let image = world
+        .var("WORLD_NODE_IMAGE")
+        .unwrap_or_default()
+        .to_string();
+    let name = test_world::unique_name("mk");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let private = dir.path().join("private.kubeconfig");
+    let manage = |args: &[&str]| {
+        let mut c = Command::cargo_bin("manage").expect("binary");
+        c.env("DOCKER_HOST", &host)
+            .env("KUBECONFIG", dir.path().join("user-config"))
+            .env("XDG_CONFIG_HOME", dir.path())
+            .args(args);
+        c
+    };
+    let create = [
+        "--output",
+        "json",
+        "kind",
+        "create",
+        "--name",
+        &name,
+        "--image",
+        &image,
+        "--privileged",
+        "false",
+        "--merge",
+        "--kubeconfig-file",
+        private.to_str().expect("utf-8 path"),
+    ];
+    let out = manage(&create).output().expect("run");
+    if !out.status.success() {
+        let _ = manage(&["kind", "delete", "--name", &name]).output();
+        panic!("create: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let first: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(first["reused"], false);
+    let again = manage(&create).output().expect("run");
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).expect("json");
+    assert_eq!(again["reused"], true);
+    assert_eq!(again["server"], first["server"]);
+
+    manage(&["kind", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(name.as_str()));
+    manage(&[
+        "kind",
+        "kubeconfig",
+        "--name",
+        &name,
+        "--kubeconfig-file",
+        "-",
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains(format!(
+        "current-context: kind-{name}"
+    )));
+    manage(&[
+        "kind",
+        "delete",
+        "--name",
+        &name,
+        "--kubeconfig-file",
+        private.to_str().expect("utf-8 path"),
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains(format!(
+        "Deleted kind cluster {name}"
+    )));
+    assert!(!private.exists());
+    manage(&["kind", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(name.as_str()).not());
+}
