@@ -231,6 +231,7 @@ controllers_down() {
     case $n in capi-*|flux-*|sealed-secrets-*) world_stop "$n";; esac
   done
   rm -rf "$CTRL_STATE"
+  rm -f "$WORLD_STATE"/ports/capi-* "$WORLD_STATE"/ports/flux-* "$WORLD_STATE"/ports/sealed-*
 }
 
 controllers_status() {

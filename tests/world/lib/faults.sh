@@ -46,4 +46,5 @@ faults_down() {
   for s in $WORLD_FAULT_SERVERS; do world_stop "faultproxy-$s"; done
   world_stop toxiproxy
   rm -rf "$FAULT_STATE"
+  rm -f "$WORLD_STATE"/ports/toxiproxy* "$WORLD_STATE"/ports/faultproxy*
 }

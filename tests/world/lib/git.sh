@@ -64,6 +64,7 @@ EOF
 git_down() {
   world_stop git-sshd; world_stop git-http
   rm -rf "$GIT_STATE"
+  rm -f "$WORLD_STATE"/ports/git-*
 }
 
 git_status() {

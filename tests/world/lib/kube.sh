@@ -148,6 +148,8 @@ kube_down() {
     done
   done
   rm -rf "$KUBE_STATE" "$WORLD_STATE/pki"
+  # forget the ports: the next up picks free ones (another world may have taken these meanwhile)
+  rm -f "$WORLD_STATE"/ports/etcd-* "$WORLD_STATE"/ports/apiserver-*
 }
 
 kube_status() {
