@@ -17,7 +17,7 @@ mod transport;
 
 pub use deploy_key::DeployKey;
 pub use error::Error;
-pub use flux_sync::{FluxSync, SYNC_DIR};
+pub use flux_sync::{FluxSync, SYNC_DIR, root_kustomization};
 pub use flux_url::flux_url;
 pub use hand_off::{Handoff, HandoffOptions, hand_off};
 pub use handoff::{

@@ -235,6 +235,17 @@ async fn hand_off_over_http_with_a_token_secret() {
     let _ = common::fresh_repo(&git, &git.http_url_base, dir.path());
     let path = "clusters/web";
     cluster_path(&world, dir.path(), path, &ns.name).await;
+    // The cluster definition lives in the same path and is not a Kubernetes object: the
+    // generated kustomization.yaml must leave it out or Flux fails ("missing Resource metadata").
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../clusters/example/cluster.yaml"
+    );
+    write(
+        dir.path(),
+        &format!("{path}/cluster.yaml"),
+        &std::fs::read_to_string(example).expect("the example cluster definition"),
+    );
     let repo = Repo::open(dir.path()).expect("open");
     let tracked = repo.tracked_remote().expect("tracked");
     let mut sync = FluxSync::new(&tracked.flux_url, &tracked.remote_branch, path, true);
