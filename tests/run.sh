@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s)
 say() { printf '[tests %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*" >&2; }
 
+say "build dependencies of the workspace (OpenSSL headers for git2)"
+bash tests/gitops-deps.sh
+
 say "test world: Kubernetes half (API servers, Cluster API, Flux, sealed-secrets, git, faults)"
 bash tests/world/ci-up.sh
 if [ -f tests/world/ci-up-cloud.sh ]; then
