@@ -80,6 +80,13 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The cargo target directory: `CARGO_TARGET_DIR` (CI keeps it outside the clone) or `target/`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
 /// Builds `manage` (release), generates `count` clusters and times `manage validate` over them.
 pub fn bench_validate(count: usize, runs: usize) -> anyhow::Result<()> {
     let root = workspace_root();
@@ -90,7 +97,7 @@ pub fn bench_validate(count: usize, runs: usize) -> anyhow::Result<()> {
     if !status.success() {
         bail!("cargo build --release -p manage failed");
     }
-    let bin = root.join("target/release/manage");
+    let bin = target_dir(&root).join("release/manage");
     let dir = std::env::temp_dir().join(format!("manage-fleet-{count}"));
     generate(count, &dir)?;
     let mut times = Vec::new();
