@@ -64,6 +64,10 @@ pub enum Command {
     Validate {
         /// Clusters to check (directory names under clusters/).
         names: Vec<String>,
+        /// Also check the rendered objects against the CRD schemas in this directory (searched
+        /// recursively; e.g. the CRDs of the management cluster's providers).
+        #[arg(long, env = "MANAGE_CRDS_DIR", value_name = "DIR")]
+        crds: Option<PathBuf>,
     },
     /// Print the Cluster API objects of a cluster as YAML (or write one file per object).
     Render {

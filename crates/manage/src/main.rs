@@ -51,33 +51,30 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {
-    if let Command::Completions { shell } = &cli.command {
-        let mut cmd = <Cli as clap::CommandFactory>::command();
-        clap_complete::generate(*shell, &mut cmd, "manage", &mut std::io::stdout());
-        return Ok(());
-    }
-    if let Command::Move(args) = &cli.command {
-        return cmd::move_::run(args, cli.output);
-    }
-    if let Command::Seal(args) = &cli.command {
-        return cmd::seal::run(args, cli.output);
-    }
-    if let Command::Kind(args) = &cli.command {
-        return cmd::kind::run(args, cli.output);
-    }
-    let repo = repo::locate(cli.repo.as_deref())?;
-    tracing::debug!(repo = %repo.display(), "repository");
+    // Only the verbs that work on cluster definitions need the repository.
+    let repo = || -> Result<std::path::PathBuf, Failure> {
+        let repo = repo::locate(cli.repo.as_deref())?;
+        tracing::debug!(repo = %repo.display(), "repository");
+        Ok(repo)
+    };
     match &cli.command {
-        Command::Init { name } => cmd::init::run(&repo, name),
-        Command::Validate { names } => cmd::validate::run(&repo, names, cli.output),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "manage", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Move(args) => cmd::move_::run(args, cli.output),
+        Command::Seal(args) => cmd::seal::run(args, cli.output),
+        Command::Kind(args) => cmd::kind::run(args, cli.output),
+        Command::Init { name } => cmd::init::run(&repo()?, name),
+        Command::Validate { names, crds } => {
+            cmd::validate::run(&repo()?, names, crds.as_deref(), cli.output)
+        }
         Command::Render {
             name,
             out,
             capo_api_version,
-        } => cmd::render::run(&repo, name, out.as_deref(), capo_api_version, cli.output),
-        Command::Completions { .. } | Command::Move(_) | Command::Kind(_) | Command::Seal(_) => {
-            Ok(())
-        }
+        } => cmd::render::run(&repo()?, name, out.as_deref(), capo_api_version, cli.output),
     }
 }
 

@@ -7,27 +7,30 @@ use anyhow::Context;
 use spec::crd::CrdSet;
 use spec::render::{RenderOptions, render};
 use spec::{Diagnostic, Kind, SourceLoc};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Where CRDs to check rendered objects against come from (a directory of CRD YAML, searched
-/// recursively). Without it, rendering is still checked, the schemas are not.
-pub const CRDS_ENV: &str = "MANAGE_CRDS_DIR";
-
-/// Validates the named clusters, or all of them.
-pub fn run(repo: &Path, names: &[String], output: Output) -> Result<(), Failure> {
+/// Validates the named clusters, or all of them. With `crds` (a directory of CRD YAML, searched
+/// recursively) the rendered objects are checked against those schemas too; without it, rendering
+/// is still checked, the schemas are not.
+pub fn run(
+    repo: &Path,
+    names: &[String],
+    crds: Option<&Path>,
+    output: Output,
+) -> Result<(), Failure> {
     let names = if names.is_empty() {
         spec::cluster_names(repo)
             .with_context(|| format!("listing {}/{}", repo.display(), spec::load::CLUSTERS_DIR))?
     } else {
         names.to_vec()
     };
-    let crds =
-        match std::env::var_os(CRDS_ENV) {
-            Some(dir) => Some(CrdSet::load_dir(PathBuf::from(&dir)).with_context(|| {
-                format!("loading CRDs from {CRDS_ENV}={}", dir.to_string_lossy())
-            })?),
-            None => None,
-        };
+    let crds = match crds {
+        Some(dir) => Some(
+            CrdSet::load_dir(dir)
+                .with_context(|| format!("loading CRDs from --crds {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let results: Vec<(String, Vec<Diagnostic>)> = names
         .iter()
         .map(|n| (n.clone(), check(repo, n, crds.as_ref())))
