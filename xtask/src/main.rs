@@ -1,5 +1,6 @@
 //! `cargo xtask`: developer tasks that are not part of the product.
 
+mod bench_move;
 mod fleet;
 mod world;
 
@@ -48,6 +49,19 @@ enum Bench {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Move a generated fleet with clusterctl and with `manage move` (release) between the move
+    /// world's servers (crates/kube-ops/tests/move-world.sh up); last line: times, ratio, requests.
+    Move {
+        /// Clusters per tool (about 26 objects each).
+        #[arg(long, default_value_t = 500)]
+        clusters: usize,
+        /// Stop clusterctl after this many seconds and extrapolate its time.
+        #[arg(long, default_value_t = 3600)]
+        clusterctl_timeout: u64,
+        /// Requests in flight per layer for manage.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +71,13 @@ fn main() -> anyhow::Result<()> {
         Task::Bench {
             bench: Bench::Validate { count, runs },
         } => fleet::bench_validate(count, runs),
+        Task::Bench {
+            bench:
+                Bench::Move {
+                    clusters,
+                    clusterctl_timeout,
+                    parallel,
+                },
+        } => bench_move::run(clusters, clusterctl_timeout, parallel),
     }
 }

@@ -21,6 +21,9 @@ use crate::plan::{FluxRef, Plan, PlanNode};
 /// Label put on source objects (with the run id as value) right before they are deleted, so one
 /// delete-collection request per type, namespace and layer removes exactly them.
 pub const DELETE_LABEL: &str = "kube-ops.manage/delete-for-move";
+/// Objects per delete-collection shard, and the most shards of one type and namespace.
+const DELETE_SHARD_SIZE: usize = 40;
+const MAX_DELETE_SHARDS: usize = 16;
 
 /// How the executor behaves.
 #[derive(Debug, Clone)]
@@ -429,22 +432,49 @@ impl<'a> Executor<'a> {
     }
 
     /// Deletes one layer from the source: one patch per object (delete-for-move annotation, the
-    /// run's delete label, finalizers removed), then one delete-collection per type and namespace
-    /// selecting exactly the labelled objects.
+    /// run's delete label, finalizers removed), then delete-collections per type and namespace
+    /// selecting exactly the labelled objects. The API server deletes the objects of one
+    /// delete-collection one after another, so a big group is spread over shards (label values
+    /// `<run>-<k>`) whose delete-collections run at the same time.
     async fn delete_layer(&self, source: &Cluster, todo: &[usize]) -> Result<()> {
-        let patch = json!({
-            "metadata": {
-                "annotations": {DELETE_FOR_MOVE_ANNOTATION: ""},
-                "labels": {DELETE_LABEL: self.run},
-                "finalizers": null,
+        let mut groups: BTreeMap<(usize, String), Vec<usize>> = BTreeMap::new();
+        for i in todo {
+            let n = &self.plan.nodes[*i];
+            groups
+                .entry((n.type_index, n.id.namespace.clone()))
+                .or_default()
+                .push(*i);
+        }
+        let mut shard_of: HashMap<usize, usize> = HashMap::new();
+        let mut deletes: Vec<(usize, String, usize, usize)> = Vec::new();
+        for ((ti, ns), members) in &groups {
+            let shards = members
+                .len()
+                .div_ceil(DELETE_SHARD_SIZE)
+                .clamp(1, MAX_DELETE_SHARDS);
+            for (k, i) in members.iter().enumerate() {
+                shard_of.insert(*i, k % shards);
             }
-        });
-        let patch = &patch;
+            for k in 0..shards {
+                let count = (0..members.len()).filter(|j| j % shards == k).count();
+                deletes.push((*ti, ns.clone(), k, count));
+            }
+        }
+        let shard_of = &shard_of;
         let errors: Vec<Error> = stream::iter(todo.iter().copied())
             .map(|i| async move {
                 let node = &self.plan.nodes[i];
                 let t = self.plan.type_of(node);
                 let api = t.api(source.client().clone(), Some(&node.id.namespace));
+                let shard = shard_of.get(&i).copied().unwrap_or(0);
+                let patch = json!({
+                    "metadata": {
+                        "annotations": {DELETE_FOR_MOVE_ANNOTATION: ""},
+                        "labels": {DELETE_LABEL: format!("{}-{shard}", self.run)},
+                        "finalizers": null,
+                    }
+                });
+                let patch = &patch;
                 let r = source
                     .call(
                         "mark for deletion",
@@ -477,37 +507,36 @@ impl<'a> Executor<'a> {
                 errors,
             });
         }
-        let mut groups: BTreeMap<(usize, String), usize> = BTreeMap::new();
-        for i in todo {
-            let n = &self.plan.nodes[*i];
-            *groups
-                .entry((n.type_index, n.id.namespace.clone()))
-                .or_default() += 1;
-        }
-        let selector = format!("{DELETE_LABEL}={}", self.run);
-        let errors: Vec<Error> = stream::iter(groups)
-            .map(|((ti, ns), count)| {
-                let selector = selector.clone();
+        // One delete-collection may remove many objects: give it more time than a
+        // single-object request.
+        let mut source = source.clone();
+        source.request_timeout = source
+            .request_timeout
+            .max(std::time::Duration::from_secs(120));
+        let source = &source;
+        let errors: Vec<Error> = stream::iter(deletes)
+            .map(|(ti, ns, shard, count)| {
+                let selector = format!("{DELETE_LABEL}={}-{shard}", self.run);
                 async move {
                     let t: &TypeInfo = &self.plan.types[ti];
                     let api = t.api(source.client().clone(), Some(&ns));
                     let lp = ListParams::default().labels(&selector);
                     source
-                            .call(
-                                "delete",
-                                || format!("{count} {} in {ns}", t.kind),
-                                Backoff::WRITE,
-                                true,
-                                |_| {
-                                    let api = api.clone();
-                                    let lp = lp.clone();
-                                    async move {
-                                        api.delete_collection(&DeleteParams::default(), &lp).await
-                                    }
-                                },
-                            )
-                            .await
-                            .map(|_| lock(&self.report).deleted += count)
+                        .call(
+                            "delete",
+                            || format!("{count} {} in {ns}", t.kind),
+                            Backoff::WRITE,
+                            true,
+                            |_| {
+                                let api = api.clone();
+                                let lp = lp.clone();
+                                async move {
+                                    api.delete_collection(&DeleteParams::default(), &lp).await
+                                }
+                            },
+                        )
+                        .await
+                        .map(|_| lock(&self.report).deleted += count)
                 }
             })
             .buffer_unordered(self.opts.parallelism.max(1))

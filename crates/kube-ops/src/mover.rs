@@ -83,12 +83,16 @@ fn pause_targets(graph: &Graph) -> Vec<(ObjectId, usize, bool)> {
 /// Pauses the source's Clusters (`spec.paused`) and ClusterClasses (annotation) of the graph;
 /// already paused ones are skipped.
 pub async fn pause(source: &Cluster, graph: &Graph, parallelism: usize) -> Result<()> {
-    set_paused(source, graph, parallelism, true).await
+    set_paused(source, graph, parallelism, true)
+        .await
+        .map(|_| ())
 }
 
 /// Undoes [`pause`] (used by `--to-directory`).
 pub async fn unpause(source: &Cluster, graph: &Graph, parallelism: usize) -> Result<()> {
-    set_paused(source, graph, parallelism, false).await
+    set_paused(source, graph, parallelism, false)
+        .await
+        .map(|_| ())
 }
 
 async fn set_paused(
@@ -96,7 +100,7 @@ async fn set_paused(
     graph: &Graph,
     parallelism: usize,
     paused: bool,
-) -> Result<()> {
+) -> Result<Vec<(String, serde_json::Value)>> {
     let todo: Vec<(ObjectId, usize, bool)> = pause_targets(graph)
         .into_iter()
         .filter(|(id, _, _)| {
@@ -104,7 +108,7 @@ async fn set_paused(
             obj.is_none_or(|o| checks::is_paused(o) != paused)
         })
         .collect();
-    let errors: Vec<Error> = stream::iter(todo)
+    let results: Vec<Result<(String, serde_json::Value)>> = stream::iter(todo)
         .map(|(id, ti, is_cluster)| async move {
             let t = &graph.types[ti];
             let api = t.api(source.client().clone(), Some(&id.namespace));
@@ -131,14 +135,21 @@ async fn set_paused(
                     },
                 )
                 .await
-                .map(|_| ())
+                .map(|o| (id.uid.clone(), serde_json::to_value(o).unwrap_or_default()))
         })
         .buffer_unordered(parallelism.max(1))
-        .filter_map(|r| async move { r.err() })
         .collect()
         .await;
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(o) => objects.push(o),
+            Err(e) => errors.push(e),
+        }
+    }
     if errors.is_empty() {
-        Ok(())
+        Ok(objects)
     } else {
         Err(Error::Aggregate {
             step: if paused {
@@ -237,10 +248,26 @@ pub async fn move_objects(
                 .map(|(id, _, _)| id)
                 .collect();
             journal.push(Record::Pausing { objects }, true)?;
-            pause(source, &graph, opts.parallelism).await?;
+            let mut graph = graph;
+            for (uid, obj) in set_paused(source, &graph, opts.parallelism, true).await? {
+                set_object(&mut graph, &uid, obj);
+            }
             wait_block_move(source, &graph, opts.block_move_timeout).await?;
-            // Re-read after pausing: the plan carries the objects as they are now (paused).
-            let graph = graph::discover(source, ns).await?;
+            // Objects that carried block-move are read again once it is gone; the others are as
+            // discovered, with the pause answers in place (paused controllers change nothing).
+            let blocking: Vec<(String, usize, ObjectId)> = graph
+                .nodes
+                .values()
+                .filter(|n| n.blocking_move && !n.is_virtual)
+                .filter_map(|n| n.type_index.map(|t| (n.id.uid.clone(), t, n.id.clone())))
+                .collect();
+            for (uid, ti, id) in blocking {
+                let t = graph.types[ti].clone();
+                let ns = (!id.namespace.is_empty()).then_some(id.namespace.as_str());
+                if let Some(obj) = graph::get_object(source, &t, ns, &id.name).await? {
+                    set_object(&mut graph, &uid, obj);
+                }
+            }
             let plan = plan::build(&graph);
             journal.push(
                 Record::Plan {
@@ -281,4 +308,17 @@ pub async fn move_objects(
         seconds: start.elapsed().as_secs_f64(),
         journal: path.with_extension("jsonl.done"),
     })
+}
+
+/// Replaces a node's object by a fresher read (keeping the type's apiVersion and kind).
+fn set_object(graph: &mut Graph, uid: &str, mut obj: serde_json::Value) {
+    if let Some(n) = graph.nodes.get_mut(uid)
+        && let Some(old) = &n.object
+    {
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("apiVersion".into(), old["apiVersion"].clone());
+            m.insert("kind".into(), old["kind"].clone());
+        }
+        n.object = Some(obj);
+    }
 }

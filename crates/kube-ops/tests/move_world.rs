@@ -4,7 +4,7 @@
 //! `clusterctl` of the test world as the oracle. Without that world every test prints
 //! `world absent: <why>` and returns (fails with WORLD_REQUIRED=1).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -631,4 +631,84 @@ async fn completes_with_ten_percent_injected_5xx_and_timeouts() {
     let after = snapshot(&dst_direct, &ns).await;
     assert_eq!(after.len(), before.len());
     assert_owner_uids_consistent(&dst_direct, &ns).await;
+}
+
+fn backup_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .expect("backup dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backups_have_clusterctls_layout_and_restore_both_ways() {
+    let Some(w) = move_world() else { return };
+    let src = connect(&kubeconfig(&w, "src"), "source").await;
+    let dst = connect(&kubeconfig(&w, "dst"), "target").await;
+    let a = test_world::unique_name("backup-a");
+    let b = test_world::unique_name("backup-b");
+    fleet(&src, &[a.clone(), b.clone()], 2, &format!("{a}-id")).await;
+    let (theirs, ours) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let mut cmd = w.clusterctl().expect("clusterctl");
+    cmd.args(["move", "--kubeconfig"])
+        .arg(kubeconfig(&w, "src"))
+        .args(["-n", &a, "--to-directory"])
+        .arg(theirs.path());
+    test_world::run(&mut cmd).expect("clusterctl move --to-directory");
+    kube_ops::backup::to_directory(&src, Some(&a), ours.path(), 8)
+        .await
+        .expect("our --to-directory");
+    assert_eq!(
+        backup_files(theirs.path()),
+        backup_files(ours.path()),
+        "same files"
+    );
+    // The source is unpaused again after a backup.
+    let c0 = w
+        .kubectl_json("src", &["-n", &a, "get", "cluster", "c0"])
+        .expect("c0");
+    assert_eq!(c0.pointer("/spec/paused"), None);
+
+    // clusterctl's backup of A restored by ours; ours of B restored by clusterctl.
+    let before_a = snapshot(&src, &a).await;
+    kube_ops::backup::from_directory(&dst, theirs.path(), 8)
+        .await
+        .expect("our --from-directory of clusterctl's backup");
+    let after_a = snapshot(&dst, &a).await;
+    for (k, v) in &before_a {
+        if k != "ConfigMap kube-root-ca.crt" {
+            assert_eq!(
+                after_a.get(k),
+                Some(v),
+                "{k} restored from clusterctl's backup"
+            );
+        }
+    }
+    assert_owner_uids_consistent(&dst, &a).await;
+    let ours_b = tempfile::tempdir().expect("dir");
+    kube_ops::backup::to_directory(&src, Some(&b), ours_b.path(), 8)
+        .await
+        .expect("our --to-directory of B");
+    let mut cmd = w.clusterctl().expect("clusterctl");
+    cmd.args(["move", "--kubeconfig"])
+        .arg(kubeconfig(&w, "dst"))
+        .arg("--from-directory")
+        .arg(ours_b.path());
+    test_world::run(&mut cmd).expect("clusterctl move --from-directory of our backup");
+    let before_b = snapshot(&src, &b).await;
+    let after_b = snapshot(&dst, &b).await;
+    for (k, v) in &before_b {
+        if k != "ConfigMap kube-root-ca.crt" {
+            assert_eq!(
+                after_b.get(k),
+                Some(v),
+                "{k} restored by clusterctl from our backup"
+            );
+        }
+    }
+    assert_owner_uids_consistent(&dst, &b).await;
 }
