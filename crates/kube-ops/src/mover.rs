@@ -105,7 +105,9 @@ async fn set_paused(
         .into_iter()
         .filter(|(id, _, _)| {
             let obj = graph.nodes.get(&id.uid).and_then(|n| n.object.as_ref());
-            obj.is_none_or(|o| checks::is_paused(o) != paused)
+            // Pausing skips what is already paused; unpausing always patches (the graph may
+            // hold the objects as they were before the pause).
+            !paused || obj.is_none_or(|o| !checks::is_paused(o))
         })
         .collect();
     let results: Vec<Result<(String, serde_json::Value)>> = stream::iter(todo)

@@ -694,7 +694,7 @@ async fn backups_have_clusterctls_layout_and_restore_both_ways() {
         .await
         .expect("our --to-directory of B");
     let mut cmd = w.clusterctl().expect("clusterctl");
-    cmd.args(["move", "--kubeconfig"])
+    cmd.args(["move", "--to-kubeconfig"])
         .arg(kubeconfig(&w, "dst"))
         .arg("--from-directory")
         .arg(ours_b.path());
