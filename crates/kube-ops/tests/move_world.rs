@@ -17,6 +17,9 @@ use test_world::World;
 /// Tests that use the fault proxies run one at a time.
 static PROXY_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Serialises starting the move world from several tests.
+static START_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn move_world() -> Option<World> {
     let state = std::env::var_os("MOVE_WORLD_STATE")
         .map(PathBuf::from)
@@ -26,7 +29,25 @@ fn move_world() -> Option<World> {
         "WORLD_KUBECONFIG_DST",
         "WORLD_CLUSTERCTL",
     ];
-    match World::load_from(&state).and_then(|w| w.check(&needs).map(|()| w)) {
+    let load = || World::load_from(&state).and_then(|w| w.check(&needs).map(|()| w));
+    let mut loaded = load();
+    if loaded.is_err() && test_world::world_required() {
+        // CI (WORLD_REQUIRED=1) has the main world's binaries: start the move world from them.
+        let _one = START_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loaded = load();
+        if loaded.is_err() {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/move-world.sh");
+            let status = std::process::Command::new(&script)
+                .arg("up")
+                .env("MOVE_WORLD_STATE", &state)
+                .status();
+            println!("started the move world: {status:?}");
+            loaded = load();
+        }
+    }
+    match loaded {
         Ok(w) => Some(w),
         Err(why) if test_world::world_required() => {
             panic!("world absent: {why} (start it with crates/kube-ops/tests/move-world.sh up)")
@@ -453,16 +474,35 @@ async fn killed_at_many_points_then_rerun_ends_consistent() {
     points.extend((1..=6).map(KillAt::Deleted));
     points.push(KillAt::Unpaused);
     let exe = std::env::current_exe().expect("test binary");
+    // With MANAGE_BIN (a built `manage`), the killed process is `manage move` itself;
+    // otherwise this test binary running the same library call.
+    let manage = std::env::var_os("MANAGE_BIN").map(PathBuf::from);
     let spawn = || {
-        std::process::Command::new(&exe)
-            .args([
-                "--exact",
-                "crash_child",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("MOVE_CHILD_NS", &ns)
+        let mut cmd = match &manage {
+            Some(bin) => {
+                let mut c = std::process::Command::new(bin);
+                c.arg("move")
+                    .arg("--from")
+                    .arg(proxy_kubeconfig(&w, "src"))
+                    .arg("--to")
+                    .arg(proxy_kubeconfig(&w, "dst"))
+                    .args(["-n", &ns, "--parallel", "8", "--state-dir"])
+                    .arg(state.path());
+                c
+            }
+            None => {
+                let mut c = std::process::Command::new(&exe);
+                c.args([
+                    "--exact",
+                    "crash_child",
+                    "--nocapture",
+                    "--test-threads",
+                    "1",
+                ]);
+                c
+            }
+        };
+        cmd.env("MOVE_CHILD_NS", &ns)
             .env("MOVE_CHILD_FROM", proxy_kubeconfig(&w, "src"))
             .env("MOVE_CHILD_TO", proxy_kubeconfig(&w, "dst"))
             .env("MOVE_CHILD_STATE", state.path())
