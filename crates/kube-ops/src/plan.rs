@@ -294,3 +294,106 @@ impl Plan {
             .is(ADDONS_GROUP, "ClusterResourceSet")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(group: &str, kind: &str, hierarchy: bool) -> TypeInfo {
+        TypeInfo {
+            group: group.into(),
+            version: if group.is_empty() {
+                "v1".into()
+            } else {
+                "v1beta2".into()
+            },
+            kind: kind.into(),
+            plural: format!("{}s", kind.to_lowercase()),
+            namespaced: true,
+            force_move: hierarchy,
+            force_move_hierarchy: hierarchy,
+        }
+    }
+
+    fn obj(name: &str, uid: &str, owners: &[(&str, &str, &str)]) -> Value {
+        let refs: Vec<Value> = owners
+            .iter()
+            .map(|(k, n, u)| json!({"apiVersion": "x/v1", "kind": k, "name": n, "uid": u, "controller": true}))
+            .collect();
+        json!({"metadata": {"name": name, "namespace": "ns", "uid": uid, "ownerReferences": refs}})
+    }
+
+    #[test]
+    fn layers_follow_owners_and_soft_owners_and_skip_unplaced_owners() {
+        let types = vec![
+            t(CAPI_GROUP, "Cluster", true),
+            t(CAPI_GROUP, "Machine", false),
+            t("", "Secret", false),
+            t("", "ConfigMap", false),
+        ];
+        let mut g = Graph::new(types, Some("ns".into()));
+        g.add_object(0, obj("c1", "uc", &[])).expect("cluster");
+        g.add_object(1, obj("m1", "um", &[("Cluster", "c1", "uc")]))
+            .expect("machine");
+        // soft-owned by name, no ownerReference
+        g.add_object(2, obj("c1-kubeconfig", "us", &[]))
+            .expect("secret");
+        // quirk: apiserver-etcd-client never matches the last-dash split
+        g.add_object(2, obj("c1-apiserver-etcd-client", "ue", &[]))
+            .expect("secret");
+        // owned by the Machine
+        g.add_object(2, obj("m1-bootstrap", "ub", &[("Machine", "m1", "um")]))
+            .expect("secret");
+        // owned by something never discovered: neither created nor deleted
+        g.add_object(3, {
+            let mut o = obj("orphan", "uo", &[("Deployment", "d", "ud")]);
+            o["metadata"]["labels"] = json!({crate::graph::MOVE_LABEL: ""});
+            o
+        })
+        .expect("configmap");
+        g.set_soft_ownership();
+        g.set_tenants();
+        let plan = build(&g);
+        let names: Vec<Vec<&str>> = plan
+            .layers
+            .iter()
+            .map(|l| l.iter().map(|i| plan.nodes[*i].id.name.as_str()).collect())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                vec!["c1"],
+                vec!["m1", "c1-kubeconfig"],
+                vec!["m1-bootstrap"]
+            ]
+        );
+        let m1 = plan.nodes.iter().find(|n| n.id.name == "m1").expect("m1");
+        assert_eq!(plan.nodes[m1.owners[0].node].id.name, "c1");
+        assert!(
+            plan.nodes
+                .iter()
+                .all(|n| n.id.name != "c1-apiserver-etcd-client")
+        );
+        assert!(plan.nodes.iter().all(|n| n.id.name != "orphan"));
+    }
+
+    #[test]
+    fn flux_owners_of_moved_objects_are_collected() {
+        let mut g = Graph::new(vec![t(CAPI_GROUP, "Cluster", true)], None);
+        let mut c = obj("c1", "uc", &[]);
+        c["metadata"]["labels"] =
+            json!({KUSTOMIZE_NAME: "fleet", KUSTOMIZE_NAMESPACE: "flux-system"});
+        g.add_object(0, c).expect("cluster");
+        g.set_tenants();
+        let plan = build(&g);
+        assert_eq!(
+            plan.flux,
+            vec![FluxRef {
+                kind: "Kustomization".into(),
+                namespace: "flux-system".into(),
+                name: "fleet".into()
+            }]
+        );
+    }
+}
