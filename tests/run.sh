@@ -24,7 +24,8 @@ bash tests/world/world.sh status
 finish() {
   rc=$?
   if [ "${KEEP_WORLD:-0}" != 1 ]; then
-    say "stopping the test world"
+    say "stopping the test world (and the move tests' second world, if they started it)"
+    bash crates/kube-ops/tests/move-world.sh down >/dev/null 2>&1 || true
     bash tests/world/check-down.sh || rc=1
   fi
   say "done (exit $rc)"
