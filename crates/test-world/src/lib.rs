@@ -68,6 +68,34 @@ impl GitServer {
     }
 }
 
+/// The world's git server over HTTPS (the same repositories as [`GitServer`]): a serving
+/// certificate signed by the world CA, and HTTP basic auth with a token generated at `up` (any
+/// user name, the token as password); requests without it get 401 `WWW-Authenticate: Basic`.
+#[derive(Debug, Clone)]
+pub struct GitHttps {
+    /// `https://127.0.0.1:port/fleet.git`
+    pub url: String,
+    /// `https://127.0.0.1:port`: append `/<name>.git` for another repository.
+    pub url_base: String,
+    /// File (0600) holding the token.
+    pub token_file: PathBuf,
+    /// The CA certificate (PEM) the server's certificate chains to (the world CA).
+    pub ca_cert: PathBuf,
+}
+
+impl GitHttps {
+    /// The token (the password of HTTP basic auth).
+    pub fn token(&self) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(&self.token_file)
+            .with_context(|| format!("reading {}", self.token_file.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            bail!("{} is empty", self.token_file.display());
+        }
+        Ok(token.to_owned())
+    }
+}
+
 /// The world's fault proxy in front of an API server.
 #[derive(Debug, Clone)]
 pub struct FaultProxy {
@@ -290,6 +318,16 @@ impl World {
             ssh_key: PathBuf::from(self.require("WORLD_GIT_SSH_KEY")?),
             known_hosts: PathBuf::from(self.require("WORLD_GIT_KNOWN_HOSTS")?),
             known_hosts_line: self.require("WORLD_GIT_KNOWN_HOSTS_LINE")?.to_owned(),
+        })
+    }
+
+    /// The git server over HTTPS with token auth.
+    pub fn git_https(&self) -> anyhow::Result<GitHttps> {
+        Ok(GitHttps {
+            url: self.require("WORLD_GIT_HTTPS_URL")?.to_owned(),
+            url_base: self.require("WORLD_GIT_HTTPS_URL_BASE")?.to_owned(),
+            token_file: PathBuf::from(self.require("WORLD_GIT_TOKEN_FILE")?),
+            ca_cert: PathBuf::from(self.require("WORLD_GIT_CA_CERT")?),
         })
     }
 
