@@ -2,10 +2,15 @@
 //! known_hosts) or HTTPS (token), and reading a server's SSH host key for Flux's known_hosts.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use git2::{CertificateCheckStatus, Cred, CredentialType, PushOptions, RemoteCallbacks};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier as _;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use zeroize::Zeroizing;
 
 use crate::{Error, Repo};
@@ -23,6 +28,11 @@ pub struct Auth {
     pub token: Option<Zeroizing<String>>,
     /// HTTPS user name for the token (default `git`).
     pub username: Option<String>,
+    /// PEM file of extra certificate authorities to trust for the HTTPS server (a private CA).
+    /// The server's certificate must chain to one of them and name the host; otherwise
+    /// libgit2's own verification against the system's authorities decides. Verification is
+    /// never turned off.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -32,6 +42,8 @@ impl std::fmt::Debug for Auth {
             .field("ssh_agent", &self.ssh_agent)
             .field("known_hosts", &self.known_hosts)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("username", &self.username)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -79,6 +91,7 @@ impl Repo {
             .push(&[refspec.as_str()], Some(&mut opts))
             .map_err(|e| match refused_host.borrow_mut().take() {
                 Some(reason) => Error::Auth(reason),
+                None if is_certificate_error(&e) => untrusted_certificate(&tracked.url, auth, &e),
                 None => Error::git(
                     format!(
                         "pushing {} to {} ({})",
@@ -116,6 +129,7 @@ impl Repo {
             )
             .map_err(|e| match refused_host.borrow_mut().take() {
                 Some(reason) => Error::Auth(reason),
+                None if is_certificate_error(&e) => untrusted_certificate(&tracked.url, auth, &e),
                 None => Error::git(format!("connecting to {}", tracked.url), e),
             })?;
         let want = format!("refs/heads/{}", tracked.remote_branch);
@@ -139,12 +153,25 @@ fn callbacks<'a>(
 ) -> Result<RemoteCallbacks<'a>, Error> {
     let mut cb = RemoteCallbacks::new();
     let mut attempts = 0u32;
-    cb.credentials(move |_url, user_from_url, allowed| {
+    let mut offered_token = false;
+    let extra_roots = match &auth.ca_file {
+        Some(path) => Some(load_verifier(path)?),
+        None => None,
+    };
+    cb.credentials(move |url, user_from_url, allowed| {
         attempts += 1;
         if attempts > 3 {
-            return Err(git2::Error::from_str(
-                "authentication failed (credentials rejected)",
-            ));
+            let reason = if offered_token {
+                format!(
+                    "the server at {url} rejected the HTTPS credentials (user {}, token): check the token and its rights",
+                    auth.username.as_deref().unwrap_or("git")
+                )
+            } else {
+                format!("the server at {url} rejected the credentials")
+            };
+            let err = git2::Error::from_str(&reason);
+            *refused.borrow_mut() = Some(reason);
+            return Err(err);
         }
         if allowed.contains(CredentialType::SSH_KEY) {
             let user = user_from_url.unwrap_or("git");
@@ -160,6 +187,7 @@ fn callbacks<'a>(
         }
         if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
             if let Some(token) = &auth.token {
+                offered_token = true;
                 return Cred::userpass_plaintext(auth.username.as_deref().unwrap_or("git"), token);
             }
             return Err(git2::Error::from_str(
@@ -178,6 +206,13 @@ fn callbacks<'a>(
         .clone()
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh/known_hosts")));
     cb.certificate_check(move |cert, host| {
+        if let Some(x509) = cert.as_x509() {
+            // A private CA: accept what chains to it for this host; else libgit2's verdict.
+            return Ok(match &extra_roots {
+                Some(v) if verify_x509(v, x509.data(), host) => CertificateCheckStatus::CertificateOk,
+                _ => CertificateCheckStatus::CertificatePassthrough,
+            });
+        }
         let Some(hostkey) = cert.as_hostkey() else {
             return Ok(CertificateCheckStatus::CertificatePassthrough);
         };
@@ -207,6 +242,71 @@ fn callbacks<'a>(
         }
     });
     Ok(cb)
+}
+
+/// Whether libgit2 refused the server's TLS certificate (OpenSSL reports it as an SSL-class error).
+fn is_certificate_error(e: &git2::Error) -> bool {
+    e.code() == git2::ErrorCode::Certificate
+        || (e.class() == git2::ErrorClass::Ssl && e.message().contains("certificate"))
+}
+
+/// The HTTPS server's certificate was not accepted (neither by the system's authorities nor by
+/// `auth.ca_file`).
+fn untrusted_certificate(url: &str, auth: &Auth, e: &git2::Error) -> Error {
+    let hint = match &auth.ca_file {
+        Some(ca) => format!(
+            "it does not chain to a CA in {} for this host",
+            ca.display()
+        ),
+        None => "give the CA that signed it (a CA file) if it is a private one".to_owned(),
+    };
+    Error::Auth(format!(
+        "the TLS certificate of {url} is not trusted ({}): {hint}",
+        e.message()
+    ))
+}
+
+/// A verifier of server certificates against the authorities in a PEM file (only those).
+fn load_verifier(path: &Path) -> Result<Arc<WebPkiServerVerifier>, Error> {
+    let pem = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| {
+            Error::Auth(format!(
+                "{}: not a PEM certificate file: {e}",
+                path.display()
+            ))
+        })?;
+        roots.add(cert).map_err(|e| {
+            Error::Auth(format!("{}: unusable CA certificate: {e}", path.display()))
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Auth(format!(
+            "{}: no certificate in the CA file",
+            path.display()
+        )));
+    }
+    WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|e| Error::Auth(format!("{}: {e}", path.display())))
+}
+
+/// Whether the server's certificate (DER) chains to the verifier's authorities, names `host`
+/// and is valid now.
+fn verify_x509(verifier: &WebPkiServerVerifier, der: &[u8], host: &str) -> bool {
+    let Ok(name) = ServerName::try_from(host.to_owned()) else {
+        return false;
+    };
+    let leaf = CertificateDer::from(der.to_vec());
+    let result = verifier.verify_server_cert(&leaf, &[], &name, &[], UnixTime::now());
+    if let Err(e) = &result {
+        tracing::debug!(%host, error = %e, "the server certificate does not chain to the given CA");
+    }
+    result.is_ok()
 }
 
 /// Whether a known_hosts text has `host` (plain `host` or `[host]:port`; hashed entries are not

@@ -1,6 +1,7 @@
 //! Against the world's git server (sshd with key auth and git http-backend): commit the
-//! cluster's path and push over SSH and over HTTP; reruns are no-ops; plaintext Secrets and
-//! credentials files are refused with nothing committed; the host key must be known.
+//! cluster's path and push over SSH, over HTTP and over HTTPS (token, world CA); reruns are
+//! no-ops; plaintext Secrets and credentials files are refused with nothing committed; the host
+//! key must be known; a wrong token or an untrusted certificate pushes nothing.
 
 use std::path::Path;
 
@@ -164,4 +165,125 @@ fn push_over_http_and_read_the_ssh_host_key() {
 
     let line = gitops::scan_host_key(&git.ssh_url).expect("host key");
     assert_eq!(line, git.known_hosts_line);
+}
+
+#[test]
+fn push_over_https_with_a_token_and_the_world_ca_and_a_wrong_token_is_refused() {
+    let Some(world) = test_world::world_or_skip(&[
+        "WORLD_GIT_HTTPS_URL_BASE",
+        "WORLD_GIT_TOKEN_FILE",
+        "WORLD_GIT_CA_CERT",
+    ]) else {
+        return;
+    };
+    let git = world.git().expect("git");
+    let https = world.git_https().expect("git over https");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bare, url) = fresh_repo(&git, &https.url_base, dir.path());
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    write(
+        dir.path(),
+        "clusters/tls/app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tls, namespace: team}\n",
+    );
+    let repo = Repo::open(dir.path()).expect("open");
+    assert_eq!(repo.tracked_remote().expect("tracked").flux_url, url);
+    let out = repo
+        .commit_path(Path::new("clusters/tls"), Some("tls: first"))
+        .expect("commit");
+    let token = zeroize::Zeroizing::new(https.token().expect("token"));
+
+    // A wrong token: refused by the server with a clear error, nothing pushed.
+    let wrong = Auth {
+        token: Some(zeroize::Zeroizing::new(format!("not-{}", token.as_str()))),
+        username: Some("flux".into()),
+        ca_file: Some(https.ca_cert.clone()),
+        ..Default::default()
+    };
+    let err = repo.push(&wrong).expect_err("a wrong token is refused");
+    assert!(matches!(err, gitops::Error::Auth(_)), "{err:?}");
+    let text = err.to_string();
+    println!("wrong token: {text}");
+    assert!(
+        text.contains("rejected the HTTPS credentials (user flux, token)"),
+        "{text}"
+    );
+    assert!(!text.contains(token.as_str()), "the token is not shown");
+    assert_eq!(remote_main(&bare), None, "nothing pushed");
+    let b = git2::Repository::open_bare(&bare).expect("bare");
+    assert_eq!(b.references().expect("refs").count(), 0, "no ref at all");
+    assert!(repo.remote_head(&wrong).is_err(), "ls-remote refused too");
+
+    // The right token without the world CA: the server's certificate is not trusted.
+    let no_ca = Auth {
+        token: Some(token.clone()),
+        ..Default::default()
+    };
+    let err = repo.push(&no_ca).expect_err("unknown CA");
+    println!("without the CA: {err}");
+    assert!(matches!(err, gitops::Error::Auth(_)), "{err:?}");
+    assert!(err.to_string().contains("is not trusted"), "{err}");
+    assert_eq!(remote_main(&bare), None, "nothing pushed");
+
+    // A CA that did not sign the server's certificate does not help either.
+    // (made now by openssl, which the world needs anyway)
+    let other_ca = dir.path().join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=not-the-world-ca"])
+        .arg("-keyout")
+        .arg(dir.path().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(made.success(), "openssl req -x509");
+    let wrong_ca = Auth {
+        token: Some(token.clone()),
+        ca_file: Some(other_ca),
+        ..Default::default()
+    };
+    let err = repo.push(&wrong_ca).expect_err("not signed by that CA");
+    println!("another CA: {err}");
+    assert!(
+        err.to_string().contains("does not chain to a CA in"),
+        "{err}"
+    );
+    assert_eq!(remote_main(&bare), None, "nothing pushed");
+
+    // The right token and the world CA: pushed.
+    let auth = Auth {
+        token: Some(token.clone()),
+        ca_file: Some(https.ca_cert.clone()),
+        ..Default::default()
+    };
+    let pushed = repo.push(&auth).expect("push over https");
+    assert_eq!(pushed.commit, out.commit());
+    assert_eq!(pushed.url, url);
+    assert_eq!(remote_main(&bare).as_deref(), Some(out.commit()));
+    assert_eq!(
+        repo.remote_head(&auth).expect("ls-remote").as_deref(),
+        Some(out.commit())
+    );
+
+    // Rerun: nothing to commit, the push changes nothing.
+    let again = repo
+        .commit_path(Path::new("clusters/tls"), None)
+        .expect("rerun");
+    assert_eq!(
+        again,
+        CommitOutcome::Unchanged {
+            head: out.commit().to_owned()
+        }
+    );
+    repo.push(&auth).expect("push again");
+    assert_eq!(remote_main(&bare).as_deref(), Some(out.commit()));
 }
