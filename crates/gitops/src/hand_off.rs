@@ -29,6 +29,9 @@ pub struct HandoffOptions {
     pub known_hosts: Option<String>,
     /// HTTPS token for Flux (the Secret's password) and its user name.
     pub flux_token: Option<(String, Zeroizing<String>)>,
+    /// CA certificate(s), PEM, for Flux to trust the HTTPS server (the Secret's `ca.crt`); when
+    /// `None`, the push's [`Auth::ca_file`] is used for an `https://` remote, if set.
+    pub flux_ca: Option<String>,
 }
 
 impl HandoffOptions {
@@ -42,6 +45,7 @@ impl HandoffOptions {
             timeout: Duration::from_secs(300),
             known_hosts: None,
             flux_token: None,
+            flux_ca: None,
         }
     }
 }
@@ -98,9 +102,17 @@ pub async fn hand_off(
             }
         }
     } else if let Some((username, token)) = &opts.flux_token {
+        let ca = match (&opts.flux_ca, &push_auth.ca_file) {
+            (Some(pem), _) => Some(pem.clone()),
+            (None, Some(file)) if tracked.flux_url.starts_with("https://") => {
+                Some(std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?)
+            }
+            _ => None,
+        };
         AuthSecret::Token {
             username: username.clone(),
             token: token.clone(),
+            ca,
         }
     } else {
         AuthSecret::None

@@ -32,6 +32,9 @@ pub enum AuthSecret {
         username: String,
         /// The token.
         token: Zeroizing<String>,
+        /// CA certificate(s), PEM, the server's certificate chains to, for a private CA (the
+        /// Secret's `ca.crt`); `None` for a server with a publicly trusted certificate.
+        ca: Option<String>,
     },
     /// No Secret (a public repository).
     None,
@@ -131,8 +134,16 @@ pub async fn apply_sync(
             "identity.pub": b64(&key.public),
             "known_hosts": b64(known_hosts),
         })),
-        AuthSecret::Token { username, token } => {
-            Some(json!({"username": b64(username), "password": b64(token)}))
+        AuthSecret::Token {
+            username,
+            token,
+            ca,
+        } => {
+            let mut data = json!({"username": b64(username), "password": b64(token)});
+            if let Some(ca) = ca {
+                data["ca.crt"] = json!(b64(ca));
+            }
+            Some(data)
         }
         AuthSecret::KeepExisting | AuthSecret::None => None,
     };

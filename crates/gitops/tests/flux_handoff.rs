@@ -1,7 +1,7 @@
 //! The hand-off against the world's real Flux (source + kustomize controllers) and git server: a
 //! cluster path with sealed credentials and Flux's sync objects is committed and pushed over SSH
-//! (generated ed25519 deploy key, known_hosts read from the server) and over HTTP (token
-//! Secret); the call returns once the Kustomization has applied the pushed revision; a rerun
+//! (generated ed25519 deploy key, known_hosts read from the server), over HTTP (token Secret)
+//! and over HTTPS (token and the server's CA in the Secret); the call returns once the Kustomization has applied the pushed revision; a rerun
 //! commits nothing, keeps the deploy key and returns at once.
 
 use std::io::Write;
@@ -265,6 +265,7 @@ async fn hand_off_over_http_with_a_token_secret() {
         &AuthSecret::Token {
             username: "git".into(),
             token,
+            ca: None,
         },
         commit.commit(),
         Duration::from_secs(150),
@@ -369,5 +370,116 @@ async fn hand_off_non_interactive_stops_with_a_new_key_then_reuses_it() {
     let mut walk = b.revwalk().expect("revwalk");
     walk.push_ref("refs/heads/main").expect("main");
     assert_eq!(walk.count(), 1, "one commit on the remote after three runs");
+    let _ = ns.delete().await;
+}
+
+#[tokio::test]
+async fn hand_off_over_https_with_a_token_and_the_ca_then_rerun_is_a_no_op() {
+    let Some(world) = test_world::world_or_skip(&[
+        "WORLD_FLUX_SERVERS",
+        "WORLD_GIT_HTTPS_URL_BASE",
+        "WORLD_GIT_TOKEN_FILE",
+        "WORLD_GIT_CA_CERT",
+        "WORLD_KUBECONFIG_MGMT",
+    ]) else {
+        return;
+    };
+    let git = world.git().expect("git");
+    let https = world.git_https().expect("git over https");
+    let ns = world
+        .namespace("mgmt", "handoff-https")
+        .await
+        .expect("namespace");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bare, url) = common::fresh_repo(&git, &https.url_base, dir.path());
+    let path = "clusters/tls";
+    let sealed = cluster_path(&world, dir.path(), path, &ns.name).await;
+    let repo = Repo::open(dir.path()).expect("open");
+    let client = world.client("mgmt").await.expect("client");
+    let token = zeroize::Zeroizing::new(https.token().expect("token"));
+    let push = Auth {
+        token: Some(token.clone()),
+        ca_file: Some(https.ca_cert.clone()),
+        ..Default::default()
+    };
+    let mut opts = gitops::HandoffOptions::new(path);
+    opts.namespace = ns.name.clone();
+    opts.non_interactive = true;
+    opts.timeout = Duration::from_secs(150);
+    // Flux gets the same token (any user name) and, from the push's CA file, the world CA.
+    opts.flux_token = Some(("flux".into(), token.clone()));
+
+    let started = std::time::Instant::now();
+    let done = gitops::hand_off(&repo, &push, &client, &opts, |_| {
+        panic!("no deploy key over HTTPS")
+    })
+    .await
+    .expect("Flux applies the revision pushed over HTTPS");
+    println!(
+        "hand-off over HTTPS: Flux applied {} in {:?}",
+        done.flux.revision,
+        started.elapsed()
+    );
+    let CommitOutcome::Committed { commit, .. } = &done.commit else {
+        panic!("expected a commit: {:?}", done.commit)
+    };
+    assert_eq!(&done.pushed.commit, commit);
+    assert_eq!(done.pushed.url, url);
+    assert!(done.new_deploy_key.is_none());
+    assert_eq!(done.flux.revision, format!("main@sha1:{commit}"));
+    let b = git2::Repository::open_bare(&bare).expect("bare");
+    assert_eq!(
+        b.refname_to_id("refs/heads/main")
+            .expect("main")
+            .to_string(),
+        *commit
+    );
+
+    // Flux fetched over HTTPS with the Secret's username/password and ca.crt.
+    let repo_obj = wait_for(&world, &ns.name, "gitrepository", "flux-system").await;
+    assert_eq!(repo_obj["spec"]["url"], url.as_str());
+    assert_eq!(repo_obj["spec"]["secretRef"]["name"], "flux-system");
+    let secret = wait_for(&world, &ns.name, "secret", "flux-system").await;
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    let ca = std::fs::read_to_string(&https.ca_cert).expect("ca");
+    assert_eq!(secret["data"]["username"], b64("flux").as_str());
+    assert_eq!(secret["data"]["password"], b64(&token).as_str());
+    assert_eq!(secret["data"]["ca.crt"], b64(&ca).as_str());
+    let cm = wait_for(&world, &ns.name, "configmap", "handed-off").await;
+    assert_eq!(cm["data"]["from"], "flux");
+    if sealed {
+        let s = wait_for(&world, &ns.name, "secret", "cloud-credentials").await;
+        assert_eq!(s["data"]["clouds.yaml"], "c2VjcmV0LWZyb20tZ2l0");
+    }
+
+    // Rerun: nothing to commit, the remote unchanged, the Secret unchanged, no wait.
+    let version = secret["metadata"]["resourceVersion"].clone();
+    let again = gitops::hand_off(&repo, &push, &client, &opts, |_| panic!("no key"))
+        .await
+        .expect("rerun");
+    assert_eq!(
+        again.commit,
+        CommitOutcome::Unchanged {
+            head: commit.clone()
+        }
+    );
+    assert_eq!(again.pushed.commit, *commit);
+    assert_eq!(again.flux.revision, done.flux.revision);
+    assert!(
+        again.flux.waited < Duration::from_secs(5),
+        "a rerun returns at once: {:?}",
+        again.flux.waited
+    );
+    let secret = wait_for(&world, &ns.name, "secret", "flux-system").await;
+    assert_eq!(
+        secret["metadata"]["resourceVersion"], version,
+        "the Secret is not rewritten"
+    );
+    let mut walk = b.revwalk().expect("revwalk");
+    walk.push_ref("refs/heads/main").expect("main");
+    assert_eq!(walk.count(), 1, "one commit on the remote after two runs");
     let _ = ns.delete().await;
 }
