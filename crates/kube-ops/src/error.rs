@@ -91,7 +91,32 @@ pub enum Error {
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Runs every task, at most `parallelism` at once. A failure does not stop the others: all
+/// failures come back together as one [`Error::Aggregate`] for `step`.
+pub(crate) async fn run_all<S, F>(step: &'static str, parallelism: usize, tasks: S) -> Result<()>
+where
+    S: futures::Stream<Item = F>,
+    F: std::future::Future<Output = Result<()>>,
+{
+    use futures::StreamExt;
+    let errors: Vec<Error> = tasks
+        .buffer_unordered(parallelism.max(1))
+        .filter_map(|r| async move { r.err() })
+        .collect()
+        .await;
+    Error::aggregate(step, errors)
+}
+
 impl Error {
+    /// `Ok` when nothing failed, else one [`Error::Aggregate`] listing every failure of `step`.
+    pub(crate) fn aggregate(step: &'static str, errors: Vec<Error>) -> Result<()> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Aggregate { step, errors })
+        }
+    }
+
     /// The HTTP status of the API answer behind this error, if any.
     pub fn status(&self) -> Option<u16> {
         match self {

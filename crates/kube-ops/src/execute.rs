@@ -13,7 +13,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Pos
 use serde_json::{Map, Value, json};
 
 use crate::cluster::{Backoff, Cluster};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, run_all};
 use crate::graph::{DELETE_FOR_MOVE_ANNOTATION, PAUSED_ANNOTATION, TypeInfo};
 use crate::journal::{Journal, Record};
 use crate::plan::{FluxRef, Plan, PlanNode};
@@ -136,18 +136,12 @@ impl<'a> Executor<'a> {
                 todo = todo.len(),
                 "creating on the target"
             );
-            let errors: Vec<Error> = stream::iter(todo)
-                .map(|i| self.create(i))
-                .buffer_unordered(self.opts.parallelism.max(1))
-                .filter_map(|r| async move { r.err() })
-                .collect()
-                .await;
-            if !errors.is_empty() {
-                return Err(Error::Aggregate {
-                    step: "creating objects on the target",
-                    errors,
-                });
-            }
+            run_all(
+                "creating objects on the target",
+                self.opts.parallelism,
+                stream::iter(todo).map(|i| self.create(i)),
+            )
+            .await?;
         }
         if let Some(source) = self.source {
             for (li, layer) in self.plan.layers.iter().enumerate().rev() {
@@ -461,8 +455,10 @@ impl<'a> Executor<'a> {
             }
         }
         let shard_of = &shard_of;
-        let errors: Vec<Error> = stream::iter(todo.iter().copied())
-            .map(|i| async move {
+        run_all(
+            "marking source objects for deletion",
+            self.opts.parallelism,
+            stream::iter(todo.iter().copied()).map(|i| async move {
                 let node = &self.plan.nodes[i];
                 let t = self.plan.type_of(node);
                 let api = t.api(source.client().clone(), Some(&node.id.namespace));
@@ -496,17 +492,9 @@ impl<'a> Executor<'a> {
                     Err(e) if e.status() == Some(404) => Ok(()),
                     Err(e) => Err(e),
                 }
-            })
-            .buffer_unordered(self.opts.parallelism.max(1))
-            .filter_map(|r| async move { r.err() })
-            .collect()
-            .await;
-        if !errors.is_empty() {
-            return Err(Error::Aggregate {
-                step: "marking source objects for deletion",
-                errors,
-            });
-        }
+            }),
+        )
+        .await?;
         // One delete-collection may remove many objects: give it more time than a
         // single-object request.
         let mut source = source.clone();
@@ -514,8 +502,10 @@ impl<'a> Executor<'a> {
             .request_timeout
             .max(std::time::Duration::from_secs(120));
         let source = &source;
-        let errors: Vec<Error> = stream::iter(deletes)
-            .map(|(ti, ns, shard, count)| {
+        run_all(
+            "deleting source objects",
+            self.opts.parallelism,
+            stream::iter(deletes).map(|(ti, ns, shard, count)| {
                 let selector = format!("{DELETE_LABEL}={}-{shard}", self.run);
                 async move {
                     let t: &TypeInfo = &self.plan.types[ti];
@@ -538,19 +528,9 @@ impl<'a> Executor<'a> {
                         .await
                         .map(|_| lock(&self.report).deleted += count)
                 }
-            })
-            .buffer_unordered(self.opts.parallelism.max(1))
-            .filter_map(|r| async move { r.err() })
-            .collect()
-            .await;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Aggregate {
-                step: "deleting source objects",
-                errors,
-            })
-        }
+            }),
+        )
+        .await
     }
 
     async fn unpause_target(&self) -> Result<()> {
@@ -565,8 +545,10 @@ impl<'a> Executor<'a> {
                 )
             }))
             .collect();
-        let errors: Vec<Error> = stream::iter(clusters)
-            .map(|(i, patch)| async move {
+        run_all(
+            "unpausing on the target",
+            self.opts.parallelism,
+            stream::iter(clusters).map(|(i, patch)| async move {
                 let node: &PlanNode = &self.plan.nodes[i];
                 let t = self.plan.type_of(node);
                 let api = t.api(self.target.client().clone(), Some(&node.id.namespace));
@@ -588,19 +570,9 @@ impl<'a> Executor<'a> {
                     )
                     .await
                     .map(|_| ())
-            })
-            .buffer_unordered(self.opts.parallelism.max(1))
-            .filter_map(|r| async move { r.err() })
-            .collect()
-            .await;
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Aggregate {
-                step: "unpausing on the target",
-                errors,
-            })
-        }
+            }),
+        )
+        .await
     }
 }
 

@@ -774,14 +774,7 @@ async fn add_cross_namespace_classes(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Aggregate {
-            step: "reading cross-namespace ClusterClasses",
-            errors,
-        })
-    }
+    Error::aggregate("reading cross-namespace ClusterClasses", errors)
 }
 
 /// GET one object (`None` when absent), retried with the read backoff.

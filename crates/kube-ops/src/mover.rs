@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::checks;
 use crate::cluster::{Backoff, Cluster, RequestStats};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, run_all};
 use crate::execute::{ExecOptions, ExecReport, Executor};
 use crate::graph::{self, BLOCK_MOVE_ANNOTATION, CAPI_GROUP, Graph, ObjectId, PAUSED_ANNOTATION};
 use crate::journal::{self, Journal, Record};
@@ -172,8 +172,10 @@ pub async fn wait_block_move(source: &Cluster, graph: &Graph, timeout: Duration)
         .values()
         .filter(|n| n.blocking_move && !n.is_virtual && (!n.tenants.is_empty() || n.force_move))
         .collect();
-    let errors: Vec<Error> = stream::iter(blocked)
-        .map(|n| async move {
+    run_all(
+        "waiting for block-move",
+        64,
+        stream::iter(blocked).map(|n| async move {
             let Some(t) = graph.type_of(n) else {
                 return Ok(());
             };
@@ -201,19 +203,9 @@ pub async fn wait_block_move(source: &Cluster, graph: &Graph, timeout: Duration)
                 tokio::time::sleep(delay.min(timeout.saturating_sub(start.elapsed()))).await;
                 delay = delay.mul_f32(1.5);
             }
-        })
-        .buffer_unordered(64)
-        .filter_map(|r| async move { r.err() })
-        .collect()
-        .await;
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Aggregate {
-            step: "waiting for block-move",
-            errors,
-        })
-    }
+        }),
+    )
+    .await
 }
 
 /// Moves the objects from `source` to `target`, journaled under `opts.state_dir`; resumes an
