@@ -161,20 +161,7 @@ pub async fn apply_sync(
             .map_err(|e| Error::kube(format!("applying Secret {ns}/{}", sync.name), e))?;
     }
 
-    let repos = flux_api(
-        client,
-        ns,
-        "source.toolkit.fluxcd.io",
-        "GitRepository",
-        "gitrepositories",
-    );
-    let kusts = flux_api(
-        client,
-        ns,
-        "kustomize.toolkit.fluxcd.io",
-        "Kustomization",
-        "kustomizations",
-    );
+    let (repos, kusts) = sync_apis(client, ns);
     repos
         .patch(&sync.name, &pp, &Patch::Apply(&sync.git_repository()))
         .await
@@ -187,6 +174,26 @@ pub async fn apply_sync(
     Ok(secret_written)
 }
 
+/// The GitRepository and Kustomization APIs of Flux in `ns`.
+fn sync_apis(client: &Client, ns: &str) -> (Api<DynamicObject>, Api<DynamicObject>) {
+    (
+        flux_api(
+            client,
+            ns,
+            "source.toolkit.fluxcd.io",
+            "GitRepository",
+            "gitrepositories",
+        ),
+        flux_api(
+            client,
+            ns,
+            "kustomize.toolkit.fluxcd.io",
+            "Kustomization",
+            "kustomizations",
+        ),
+    )
+}
+
 /// Waits up to `timeout` until the Kustomization has applied `commit` (Ready for the current
 /// generation, `lastAppliedRevision` = the revision); returns the revision and the time taken.
 pub async fn wait_applied(
@@ -196,20 +203,7 @@ pub async fn wait_applied(
     timeout: Duration,
 ) -> Result<(String, Duration), Error> {
     let ns = &sync.namespace;
-    let repos = flux_api(
-        client,
-        ns,
-        "source.toolkit.fluxcd.io",
-        "GitRepository",
-        "gitrepositories",
-    );
-    let kusts = flux_api(
-        client,
-        ns,
-        "kustomize.toolkit.fluxcd.io",
-        "Kustomization",
-        "kustomizations",
-    );
+    let (repos, kusts) = sync_apis(client, ns);
     let revision = sync.revision(commit);
     let started = Instant::now();
     let mut nudged = false;
