@@ -43,7 +43,8 @@ case "$cmd" in
     else
       for p in $(printf '%s\n' $ALL_PARTS | tac); do run_hook "$p" down || true; done
       world_stop_all
-      rm -f "$(world_env_file)" "$WORLD_STATE"/env.d/*.env
+      # forget every remembered port: the next up picks free ones, not ones others took meanwhile
+      rm -rf "$(world_env_file)" "$WORLD_STATE"/env.d/*.env "$WORLD_STATE/ports"
       log "world down"
     fi ;;
   status)

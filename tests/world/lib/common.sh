@@ -107,7 +107,14 @@ world_port() {
   local f=$WORLD_STATE/ports/$1
   mkdir -p "$WORLD_STATE/ports"
   if [ ! -s "$f" ]; then
-    /usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])' >"$f"
+    # Free now is not enough: a port remembered under another name (whose process is not up yet)
+    # looks free too, and two parts would then race for it.
+    local p i
+    for i in $(seq 1 20); do
+      p=$(/usr/bin/python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+      grep -qsx -- "$p" "$WORLD_STATE"/ports/* || break
+    done
+    echo "$p" >"$f"
   fi
   cat "$f"
 }
