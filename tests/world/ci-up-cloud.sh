@@ -4,7 +4,7 @@
 # Brings up the Docker, OpenStack and CAPO half of the test world from nothing (a fresh clone on a
 # fresh machine), idempotently:
 #   1. apt-get update + install Debian's docker.io and busybox-static (skipped when present);
-#   2. installs the local OpenStack's packages (../shared/tools/openstack-local/up.sh with
+#   2. installs the local OpenStack's packages (tests/world/openstack/up.sh with
 #      OSL_INSTALL_ONLY=1; skipped when present);
 #   3. unless --install-only: `world.sh up docker openstack capo` (builds CAPO from its Go module, the
 #      node image and the stand-in, starts dockerd, OpenStack, CAPO and the stand-in).

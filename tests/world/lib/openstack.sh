@@ -1,18 +1,19 @@
 # openstack.sh: the world's OpenStack (Keystone, Glance, Neutron, Nova with the fake driver,
 # Placement, Cinder, Octavia with no-op drivers) on 127.0.0.1, from Debian's packages, brought up and
-# down by the shared scripts ../shared/tools/openstack-local/{up,down}.sh (used, not copied). Those
-# scripts track their own processes (PID files under $OSL_STATE/pids, one process group per service).
+# down by the project's copies of the team's openstack-local scripts in tests/world/openstack/
+# (up.sh, down.sh, smoke.sh; adopted so a fresh clone is self-sufficient). They track their own
+# processes (PID files under $OSL_STATE/pids, one process group per service).
 #
-# Knobs: WORLD_OPENSTACK_TOOLS (the scripts' directory), WORLD_OPENSTACK_PURGE (default 1: `down`
+# Knobs: WORLD_OPENSTACK_TOOLS (another directory with up.sh/down.sh), WORLD_OPENSTACK_PURGE (default 1: `down`
 # drops the cloud's databases so the next `up` starts from an empty cloud; 0 keeps them, faster).
 # Env for tests: WORLD_OS_CLOUDS_YAML and OS_CLIENT_CONFIG_FILE (clouds admin, admin-system, demo).
 
 openstack_tools() {
   local d
-  for d in "${WORLD_OPENSTACK_TOOLS:-}" "$REPO_ROOT/../shared/tools/openstack-local" /work/shared/tools/openstack-local; do
+  for d in "${WORLD_OPENSTACK_TOOLS:-}" "$REPO_ROOT/tests/world/openstack"; do
     [ -n "$d" ] && [ -x "$d/up.sh" ] && { echo "$d"; return 0; }
   done
-  die "openstack-local scripts not found (set WORLD_OPENSTACK_TOOLS to the directory of up.sh)"
+  die "tests/world/openstack/up.sh missing (or set WORLD_OPENSTACK_TOOLS to a directory with up.sh)"
 }
 
 OS_CLOUDS_YAML=$WORLD_STATE/openstack/clouds.yaml
