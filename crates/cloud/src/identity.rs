@@ -6,7 +6,7 @@
 //! ends, with the separators they use), or, for volumes, when CSI's metadata names the cluster.
 
 /// Tag on everything we create, whatever the cluster.
-pub const MANAGED_TAG: &str = "managed-by=manage";
+pub const MANAGED_TAG: &str = spec::render::names::MANAGED_TAG;
 
 /// Volume metadata key Cinder CSI sets to its `--cluster` name.
 pub const CSI_CLUSTER_METADATA: &str = "cinder.csi.openstack.org/cluster";
@@ -37,7 +37,12 @@ impl ClusterIdentity {
     /// The tag that marks the cluster's resources (`manage-cluster=<name>`). The rendered
     /// OpenStackCluster carries it in `spec.tags`, so CAPO's resources get it too.
     pub fn tag(&self) -> String {
-        format!("manage-cluster={}", self.name)
+        spec::render::names::cluster_tag(&self.name)
+    }
+
+    /// Our security group for CNI traffic between the cluster's nodes.
+    pub fn cni_security_group(&self) -> String {
+        spec::render::names::cni_security_group(&self.namespace, &self.name)
     }
 
     /// Description of resources that have one (security groups, server groups have none).

@@ -220,13 +220,24 @@ fn cloud_maps_to_identity_network_subnet_and_zones() {
         spec["apiServer"],
         json!({"managedLoadBalancer": {"enabled": true, "allowedCIDRs": ["192.0.2.0/24", "198.51.100.7/32"]}})
     );
-    let rules = spec["managedSecurityGroups"]["clusterNodesSecurityGroupRules"]
-        .as_array()
-        .expect("rules");
-    assert!(
-        rules
-            .iter()
-            .any(|r| r["name"] == "calico-bgp" && r["portRangeMin"] == 179)
+    // CNI rules live in our own group (created by the cloud step), not in CAPO's.
+    assert_eq!(
+        spec["managedSecurityGroups"],
+        json!({"allowAllInClusterTraffic": false})
+    );
+    assert_eq!(
+        spec["tags"],
+        json!(["managed-by=manage", "manage-cluster=maxi"])
+    );
+    let names: Vec<&str> = spec::render::cni_rules(spec::model::Cni::Calico)
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    assert!(names.contains(&"calico-bgp"), "{names:?}");
+    let template = find(&objects, "OpenStackMachineTemplate", "maxi-control-plane");
+    assert_eq!(
+        template["spec"]["template"]["spec"]["securityGroups"],
+        json!([{"filter": {"name": "k8s-team-a-maxi-cni"}}])
     );
 }
 
@@ -253,7 +264,7 @@ fn capo_v1beta1_uses_its_own_field_names() {
     assert_eq!(spec["identityRef"]["type"], "Secret");
     assert_eq!(spec["networkMTU"], 1450);
     assert_eq!(spec["apiServerLoadBalancer"]["enabled"], true);
-    assert!(spec["managedSecurityGroups"]["allNodesSecurityGroupRules"].is_array());
+    assert_eq!(spec["tags"][1], "manage-cluster=maxi");
     let template = find(&objects, "OpenStackMachineTemplate", "maxi-control-plane");
     assert_eq!(template["spec"]["template"]["spec"]["flavor"], "m1.large");
     // CAPI objects stay v1beta2 and refer by group.
@@ -273,6 +284,7 @@ fn machine_template_carries_flavor_image_key_volume_and_server_group() {
         json!({
             "flavor": {"filter": {"name": "m1.large"}},
             "image": {"filter": {"name": "ubuntu-2404-kube-v1.33.1"}},
+            "securityGroups": [{"filter": {"name": "k8s-team-a-maxi-cni"}}],
             "sshKeyName": "ops",
             "rootVolume": {"sizeGiB": 50, "type": "ssd"},
             "serverGroup": {"filter": {"name": "maxi-control-plane"}},

@@ -207,6 +207,45 @@ pub fn to_yaml(objects: &[Value]) -> Result<String, RenderError> {
     serde_saphyr::to_string_multiple(objects).map_err(|e| RenderError::Yaml(e.to_string()))
 }
 
+/// One ingress rule the CNI needs between nodes (from members of the CNI security group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CniRule {
+    /// Short name (`cilium-vxlan`), written into the rule's description.
+    pub name: &'static str,
+    /// Neutron protocol: `tcp`, `udp`, `icmp` or an IP protocol number (`4` for IP-in-IP).
+    pub protocol: &'static str,
+    /// Destination port, for TCP and UDP.
+    pub port: Option<u16>,
+}
+
+/// The rules of the cluster's CNI security group
+/// ([`names::cni_security_group`]); the cloud step creates them, machines reference the group.
+pub fn cni_rules(cni: crate::model::Cni) -> &'static [CniRule] {
+    const fn r(name: &'static str, protocol: &'static str, port: Option<u16>) -> CniRule {
+        CniRule {
+            name,
+            protocol,
+            port,
+        }
+    }
+    const CILIUM: [CniRule; 4] = [
+        r("cilium-vxlan", "udp", Some(8472)),
+        r("cilium-health", "tcp", Some(4240)),
+        r("cilium-hubble", "tcp", Some(4244)),
+        r("cilium-icmp", "icmp", None),
+    ];
+    const CALICO: [CniRule; 4] = [
+        r("calico-bgp", "tcp", Some(179)),
+        r("calico-ipip", "4", None),
+        r("calico-vxlan", "udp", Some(4789)),
+        r("calico-typha", "tcp", Some(5473)),
+    ];
+    match cni {
+        crate::model::Cni::Cilium => &CILIUM,
+        crate::model::Cni::Calico => &CALICO,
+    }
+}
+
 /// A Nova server group the cloud step must create before machines boot (anti-affinity).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerGroup {

@@ -29,6 +29,21 @@ pub fn workers_health_check(cluster: &str) -> String {
     format!("{cluster}-workers")
 }
 
+/// Name of the security group the cloud step creates for CNI traffic between nodes (unique per
+/// namespace and cluster, as CAPO's own group names are).
+pub fn cni_security_group(namespace: &str, cluster: &str) -> String {
+    format!("k8s-{namespace}-{cluster}-cni")
+}
+
+/// Tag that marks every cloud resource of a cluster: ours directly, CAPO's through
+/// `OpenStackCluster.spec.tags`. The cleanup sweep finds a cluster's resources by it.
+pub fn cluster_tag(cluster: &str) -> String {
+    format!("manage-cluster={cluster}")
+}
+
+/// Tag on every cloud resource `manage` (or CAPO on its behalf) creates.
+pub const MANAGED_TAG: &str = "managed-by=manage";
+
 /// Name of the Secret holding `clouds.yaml` for CAPO.
 pub fn cloud_config_secret(cluster: &str) -> String {
     format!("{cluster}-cloud-config")

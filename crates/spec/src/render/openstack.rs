@@ -5,7 +5,7 @@ use super::names;
 use super::{
     CapoApiVersion, INFRA_GROUP, Infra, RenderError, RenderOptions, Role, distinct, int32, text,
 };
-use crate::model::{ClusterDefinition, Cni, RootVolume};
+use crate::model::{ClusterDefinition, RootVolume};
 use serde_json::{Map, Value, json};
 
 const PROVIDER: &str = "openstack";
@@ -80,43 +80,6 @@ impl<'a> OpenStack<'a> {
     }
 
     /// Rules the CNI needs between nodes; CAPO's default groups only open the Kubernetes ports.
-    fn cni_rules(&self) -> Value {
-        let rule = |name: &str, protocol: &str, port: Option<u16>| {
-            let mut r = Map::new();
-            r.insert("name".into(), name.into());
-            r.insert(
-                "description".into(),
-                format!("{name} (created by manage)").into(),
-            );
-            r.insert("direction".into(), "ingress".into());
-            r.insert("etherType".into(), "IPv4".into());
-            r.insert("protocol".into(), protocol.into());
-            if let Some(port) = port {
-                r.insert("portRangeMin".into(), port.into());
-                r.insert("portRangeMax".into(), port.into());
-            }
-            r.insert(
-                "remoteManagedGroups".into(),
-                json!(["controlplane", "worker"]),
-            );
-            Value::Object(r)
-        };
-        match self.def.network.cni {
-            Cni::Cilium => json!([
-                rule("cilium-vxlan", "udp", Some(8472)),
-                rule("cilium-health", "tcp", Some(4240)),
-                rule("cilium-hubble", "tcp", Some(4244)),
-                rule("cilium-icmp", "icmp", None),
-            ]),
-            Cni::Calico => json!([
-                rule("calico-bgp", "tcp", Some(179)),
-                rule("calico-ipip", "4", None),
-                rule("calico-vxlan", "udp", Some(4789)),
-                rule("calico-typha", "tcp", Some(5473)),
-            ]),
-        }
-    }
-
     fn root_volume(&self, field: &str, volume: &RootVolume) -> Result<Value, RenderError> {
         let mut v = Map::new();
         v.insert(
@@ -211,15 +174,17 @@ impl Infra for OpenStack<'_> {
                 message: "needs network.apiServerLoadBalancer: true (the allow-list is enforced by the load balancer)".into(),
             });
         }
-        let rules_key = if self.v1beta1() {
-            "allNodesSecurityGroupRules"
-        } else {
-            "clusterNodesSecurityGroupRules"
-        };
+        // CNI traffic goes through our own group (the cloud step creates it, machines reference
+        // it): one place for the rules, kept when CAPO's managed groups are recreated.
         let mut groups = Map::new();
         groups.insert("allowAllInClusterTraffic".into(), false.into());
-        groups.insert(rules_key.into(), self.cni_rules());
         spec.insert("managedSecurityGroups".into(), Value::Object(groups));
+        // CAPO copies these onto everything it creates (network, subnet, router, groups, ports,
+        // servers, load balancer, floating IPs), which is how the sweep recognises them.
+        spec.insert(
+            "tags".into(),
+            json!([names::MANAGED_TAG, names::cluster_tag(&def.name)]),
+        );
         if !def.cloud.availability_zones.is_empty() {
             spec.insert(
                 "controlPlaneAvailabilityZones".into(),
@@ -257,6 +222,10 @@ impl Infra for OpenStack<'_> {
             },
         );
         machine.insert("image".into(), json!({ "filter": { "name": self.image } }));
+        machine.insert(
+            "securityGroups".into(),
+            json!([{ "filter": { "name": names::cni_security_group(def.capi_namespace(), &def.name) } }]),
+        );
         if let Some(key) = &def.cloud.ssh_key_name {
             machine.insert("sshKeyName".into(), key.clone().into());
         }
