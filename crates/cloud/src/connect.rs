@@ -195,9 +195,11 @@ impl Session {
             match result {
                 Ok(os) => break os,
                 Err(e) => {
-                    let text = format!("{e:#}");
                     let chain = error_chain(&e);
-                    if is_auth_refusal(&chain) {
+                    let status = keystone_status(&format!("{e:?}"));
+                    let refused = matches!(status, Some(401))
+                        || (status.is_none() && is_auth_refusal(&chain));
+                    if refused {
                         return Err(Error::Auth {
                             cloud: label,
                             message: format!(
@@ -206,10 +208,14 @@ impl Session {
                             ),
                         });
                     }
-                    if attempt >= 5 || !is_transient_text(&chain) {
+                    let transient = match status {
+                        Some(code) => matches!(code, 429 | 500 | 502 | 503 | 504),
+                        None => is_transient_text(&chain),
+                    };
+                    if attempt >= 5 || !transient {
                         return Err(Error::Auth {
                             cloud: label,
-                            message: format!("{text} ({chain})"),
+                            message: chain,
                         });
                     }
                     tracing::warn!(cloud = %label, attempt, error = %first_line(&chain), "authentication failed, retrying");
@@ -265,6 +271,17 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     parts.join(": ")
+}
+
+/// The HTTP status Keystone answered, when the auth plugin kept it: its error displays only the
+/// message, but the structure (`IdentityError { code, .. }`) holds the code, visible in Debug.
+fn keystone_status(debug: &str) -> Option<u16> {
+    let at = debug.find("code: ")? + "code: ".len();
+    let digits: String = debug[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok().filter(|c| (100..600).contains(c))
 }
 
 fn first_line(s: &str) -> String {
