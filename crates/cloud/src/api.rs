@@ -167,7 +167,7 @@ impl RestEndpoint for Call {
         }
     }
     fn min_version(&self) -> Option<ApiVersion> {
-        self.microversion.clone()
+        self.microversion
     }
 }
 
