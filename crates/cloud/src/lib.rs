@@ -11,6 +11,7 @@ pub mod api;
 pub mod connect;
 pub mod error;
 pub mod identity;
+pub mod prepare;
 pub mod sweep;
 
 pub use api::{Call, RetryPolicy, Service};
