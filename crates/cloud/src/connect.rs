@@ -162,6 +162,13 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// openstack_sdk finds its auth plugins through `inventory`, and nothing in it references the
+/// application-credential plugin, so the linker leaves it out and `auth_type:
+/// v3applicationcredential` is "not a supported type". Referencing the plugin's anchor keeps it.
+fn link_auth_plugins() {
+    std::hint::black_box(&openstack_sdk_auth_applicationcredential::ANCHOR);
+}
+
 impl Session {
     /// The same session with another retry policy (tests shorten it; a batch job may lengthen it).
     pub fn with_retry(mut self, retry: crate::api::RetryPolicy) -> Self {
@@ -173,6 +180,7 @@ impl Session {
     /// failing Keystone (5xx, timeouts) is retried a few times with backoff first.
     pub async fn connect(selector: &CloudSelector) -> Result<Session> {
         install_crypto_provider();
+        link_auth_plugins();
         let (config, label) = selector.resolve()?;
         let timeout = selector.timeout.unwrap_or(Duration::from_secs(60));
         let auth_url = config
