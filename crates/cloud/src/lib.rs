@@ -8,9 +8,11 @@
 //! cloud's real state, and every request is retried on transient failures only.
 
 pub mod api;
+pub mod appcred;
 pub mod connect;
 pub mod error;
 pub mod identity;
+pub mod preflight;
 pub mod prepare;
 pub mod sweep;
 
