@@ -193,7 +193,8 @@ impl Default for RetryPolicy {
 }
 
 impl Session {
-    /// Sends `call`, retrying transient failures (5xx, 429, no answer) with backoff. Returns the
+    /// Sends `call`, retrying transient failures (5xx, 429, no answer) with backoff — a POST only
+    /// when the service certainly did not act on it ([`Error::is_unprocessed`]). Returns the
     /// JSON body (`Value::Null` when empty). A 401 is an [`Error::Auth`] and never retried.
     pub async fn request(&self, call: &Call) -> Result<Value> {
         let (status, body) = self.request_raw(call).await?;
@@ -216,7 +217,11 @@ impl Session {
             attempt += 1;
             match self.once(call).await {
                 Ok(ok) => return Ok(ok),
-                Err(e) if e.is_transient() && attempt < policy.attempts => {
+                Err(e)
+                    if e.is_transient()
+                        && (call.method != http::Method::POST || e.is_unprocessed())
+                        && attempt < policy.attempts =>
+                {
                     tracing::debug!(call = %call.describe(), attempt, error = %e, "transient failure, retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(policy.max_delay);

@@ -102,6 +102,24 @@ impl Error {
         self.status() == Some(404)
     }
 
+    /// The service certainly did not act on the request: it said so (429, 503) or the connection
+    /// was never made. Only then is a non-idempotent request (POST) sent again — after a timeout
+    /// or a 500/502/504 the create may have happened (Nova commits a create whose answer was
+    /// lost), and the caller's find-before-create decides instead.
+    pub fn is_unprocessed(&self) -> bool {
+        match self {
+            Error::Api { status, .. } => matches!(status, 429 | 503),
+            Error::Transport { message, .. } => {
+                let m = message.to_ascii_lowercase();
+                (m.contains("connection refused")
+                    || m.contains("tcp connect")
+                    || m.contains("dns error"))
+                    && !m.contains("timed out")
+            }
+            _ => false,
+        }
+    }
+
     /// Worth another attempt: 5xx, 429, or no answer at all. 4xx (bad input, auth, conflict) is
     /// not: repeating the same request gets the same answer, and retrying a 401 turns a typo into
     /// a lock-out.

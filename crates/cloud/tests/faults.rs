@@ -94,9 +94,9 @@ async fn transient_failures_are_retried_and_refusals_are_not() {
         .with_retry(quick_retry());
     for rule in [
         json!({"status": 503, "count": 4, "path": "/v2.0/(networks|security-groups|ports)"}),
-        json!({"status": 502, "count": 2, "path": "os-server-groups"}),
-        json!({"status": 500, "count": 2, "path": "/volumes"}),
-        json!({"status": 504, "count": 2, "path": "lbaas"}),
+        json!({"status": 502, "count": 2, "method": "GET", "path": "os-server-groups"}),
+        json!({"status": 500, "count": 2, "method": "GET", "path": "/volumes"}),
+        json!({"status": 504, "count": 2, "method": "GET", "path": "lbaas"}),
         json!({"status": 429, "count": 2, "path": "/v2.0/routers"}),
         // slower than the client's 2 s timeout: no answer at all, on reads only (a timed-out
         // POST may have been carried out; creates are made idempotent by find-before-create)
@@ -193,6 +193,24 @@ async fn transient_failures_are_retried_and_refusals_are_not() {
         .found
         .is_empty()
     );
+
+    // --- a POST answered 502 may have been carried out: reported, not sent again
+    control(&p, "DELETE", None);
+    control(
+        &p,
+        "POST",
+        Some(json!({"status": 502, "count": 1, "method": "POST", "path": "/v2.0/security-groups"})),
+    );
+    let err = s
+        .request(&Call::post(
+            Service::Network,
+            "security-groups",
+            json!({"security_group": {"name": "never-twice"}}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(502), "{err}");
+    assert_eq!(control(&p, "GET", None)["rules"][0]["hits"], 1);
 
     // --- a wrong password: one refusal, no retries
     control(&p, "DELETE", None);

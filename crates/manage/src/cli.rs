@@ -86,6 +86,9 @@ pub enum Command {
     /// The bootstrap cluster on the local Docker, kind-compatible: create (or adopt), delete, list,
     /// kubeconfig.
     Kind(crate::cmd::kind::KindArgs),
+    /// The cluster's OpenStack side: pre-flight check, preparation, application credentials,
+    /// cleanup sweep.
+    Cloud(crate::cmd::cloud::CloudArgs),
     /// Seal Secrets into SealedSecrets for the cluster's sealed-secrets controller (kubeseal
     /// compatible; --output json for JSON, YAML otherwise).
     Seal(crate::cmd::seal::SealArgs),

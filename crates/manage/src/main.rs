@@ -66,6 +66,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Move(args) => cmd::move_::run(args, cli.output),
         Command::Seal(args) => cmd::seal::run(args, cli.output),
         Command::Kind(args) => cmd::kind::run(args, cli.output),
+        Command::Cloud(args) => cmd::cloud::run(&repo()?, args, cli.output),
         Command::Init { name } => cmd::init::run(&repo()?, name),
         Command::Validate { names, crds } => {
             cmd::validate::run(&repo()?, names, crds.as_deref(), cli.output)

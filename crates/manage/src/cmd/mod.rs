@@ -1,5 +1,6 @@
 //! One module per verb.
 
+pub mod cloud;
 pub mod init;
 pub mod kind;
 pub mod move_;
