@@ -242,9 +242,11 @@ impl Session {
         let answer = call.raw_query_async_ll(&self.os, Some(false)).await;
         let rsp = match answer {
             Ok(rsp) => rsp,
-            Err(ApiError::Client { source }) => return Err(transport(chain(&source))),
+            Err(ApiError::Client { source }) => {
+                return Err(transport(crate::error::chain(&source)));
+            }
             Err(e) => {
-                let text = chain(&e);
+                let text = crate::error::chain(&e);
                 // catalog/discovery failures behind a fault proxy arrive as session errors
                 if text.contains("503")
                     || text.contains("502")
@@ -315,16 +317,6 @@ impl Session {
             Err(e) => Err(e),
         }
     }
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    parts.join(": ")
 }
 
 /// The human part of an OpenStack error body. Services disagree on the shape:

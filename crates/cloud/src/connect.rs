@@ -203,7 +203,7 @@ impl Session {
             match result {
                 Ok(os) => break os,
                 Err(e) => {
-                    let chain = error_chain(&e);
+                    let chain = crate::error::chain(&e);
                     let status = keystone_status(&format!("{e:?}"));
                     let refused = matches!(status, Some(401))
                         || (status.is_none() && is_auth_refusal(&chain));
@@ -269,16 +269,6 @@ impl Session {
             _renew: std::sync::Arc::new(renew),
         })
     }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    parts.join(": ")
 }
 
 /// The HTTP status Keystone answered, when the auth plugin kept it: its error displays only the

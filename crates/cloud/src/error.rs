@@ -131,3 +131,14 @@ impl Error {
         }
     }
 }
+
+/// An error and its sources, `: `-joined (the HTTP client's own message is often only the last).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    parts.join(": ")
+}

@@ -1024,7 +1024,7 @@ async fn download(
         .get(url)
         .send()
         .await
-        .map_err(|e| failed(chain(&e)))?;
+        .map_err(|e| failed(crate::error::chain(&e)))?;
     let status = rsp.status();
     if !status.is_success() {
         return Err(failed(format!("HTTP {status}")));
@@ -1039,23 +1039,17 @@ async fn download(
             .and_then(|l| usize::try_from(l).ok())
             .unwrap_or(0),
     );
-    while let Some(chunk) = rsp.chunk().await.map_err(|e| failed(chain(&e)))? {
+    while let Some(chunk) = rsp
+        .chunk()
+        .await
+        .map_err(|e| failed(crate::error::chain(&e)))?
+    {
         if (data.len() + chunk.len()) as u64 > limit {
             return Err(too_big((data.len() + chunk.len()) as u64));
         }
         data.extend_from_slice(&chunk);
     }
     Ok(data)
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        parts.push(s.to_string());
-        cur = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -138,16 +138,12 @@ async fn transient_failures_are_retried_and_refusals_are_not() {
     ))
     .await
     .unwrap();
-    s.request(
-        &Call::post(
-            Service::Compute,
-            "os-server-groups",
-            json!({"server_group": {"name": spec::render::names::control_plane(&c.name), "policy": "anti-affinity"}}),
-        )
-        .microversion(2, 64),
+    common::server_group(
+        &s,
+        &spec::render::names::control_plane(&c.name),
+        "anti-affinity",
     )
-    .await
-    .unwrap();
+    .await;
     s.request(&Call::post(
         Service::BlockStorage,
         "volumes",

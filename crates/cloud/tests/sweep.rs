@@ -213,18 +213,13 @@ async fn cluster_resources(
     .await;
     add("volume", &vol);
     // the control plane's server group (exact name)
-    let sg = s
-        .request(
-            &Call::post(
-                Service::Compute,
-                "os-server-groups",
-                json!({"server_group": {"name": spec::render::names::control_plane(&c.name), "policy": "anti-affinity"}}),
-            )
-            .microversion(2, 64),
-        )
-        .await
-        .unwrap();
-    add("server-group", sg["server_group"]["id"].as_str().unwrap());
+    let sg = common::server_group(
+        s,
+        &spec::render::names::control_plane(&c.name),
+        "anti-affinity",
+    )
+    .await;
+    add("server-group", &sg);
     ids
 }
 

@@ -169,3 +169,19 @@ impl TestProject {
 pub async fn role_id(admin: &Session, name: &str) -> String {
     id_of(admin, "roles", "roles", name).await
 }
+
+/// Creates a Nova server group as CAPO's users do (microversion 2.64); returns its id.
+pub async fn server_group(s: &Session, name: &str, policy: &str) -> String {
+    let v = s
+        .request(
+            &Call::post(
+                Service::Compute,
+                "os-server-groups",
+                json!({"server_group": {"name": name, "policy": policy}}),
+            )
+            .microversion(2, 64),
+        )
+        .await
+        .unwrap();
+    v["server_group"]["id"].as_str().unwrap().to_string()
+}
