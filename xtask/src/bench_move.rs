@@ -174,6 +174,7 @@ pub fn run(clusters: usize, clusterctl_timeout: u64, parallel: usize) -> anyhow:
                     clusters_per_namespace: clusters,
                     identity: format!("bench-{id}"),
                     parallelism: 64,
+                    finalizers: true,
                 },
             )
             .await?;

@@ -72,6 +72,45 @@ pub struct Executor<'a> {
     opts: ExecOptions,
     new_uids: Mutex<HashMap<usize, String>>,
     report: Mutex<ExecReport>,
+    /// Value of [`DELETE_LABEL`] per source object: `<run>-<layer>-<shard>`, so one
+    /// delete-collection per type, namespace, layer and shard removes exactly those objects.
+    delete_label: HashMap<usize, String>,
+}
+
+/// Delete-label values for every object deleted from the source (see [`Executor::delete_label`]).
+/// The API server deletes the objects of one delete-collection one after another, so a big group
+/// is spread over shards whose delete-collections run at the same time.
+fn delete_labels(plan: &Plan, run: &str) -> HashMap<usize, String> {
+    let mut out = HashMap::new();
+    for (li, layer) in plan.layers.iter().enumerate() {
+        let mut groups: BTreeMap<(usize, &str), Vec<usize>> = BTreeMap::new();
+        for &i in layer {
+            let n = &plan.nodes[i];
+            if n.deleted_on_source() {
+                groups
+                    .entry((n.type_index, n.id.namespace.as_str()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for members in groups.values() {
+            let shards = members
+                .len()
+                .div_ceil(DELETE_SHARD_SIZE)
+                .clamp(1, MAX_DELETE_SHARDS);
+            for (k, &i) in members.iter().enumerate() {
+                out.insert(i, format!("{run}-{li}-{}", k % shards));
+            }
+        }
+    }
+    out
+}
+
+fn has_finalizers(object: &Value) -> bool {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -97,6 +136,7 @@ impl<'a> Executor<'a> {
             source,
             target,
             journal,
+            delete_label: delete_labels(plan, &run),
             run,
             opts,
             new_uids: Mutex::new(known),
@@ -296,6 +336,14 @@ impl<'a> Executor<'a> {
         } else {
             meta.insert("ownerReferences".into(), Value::Array(refs));
         }
+        // An object marked on the source by an interrupted run of ours must not carry the marks
+        // over (a move re-planned without its journal discovers them).
+        if let Some(l) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+            l.remove(DELETE_LABEL);
+        }
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove(DELETE_FOR_MOVE_ANNOTATION);
+        }
         // Both name and generateName make some API servers time out (clusterctl clears it too).
         if meta.contains_key("name") {
             meta.remove("generateName");
@@ -420,16 +468,70 @@ impl<'a> Executor<'a> {
                 .await?;
             lock(&self.report).managed_fields_restored += 1;
         }
+        // Marked now, while the target works on the next creates, so the delete phase needs no
+        // request per object: only objects with finalizers get a patch then. Recorded as created
+        // only after the mark, so a resumed run marks what an interrupted one did not.
+        if let Some(source) = self.source
+            && node.deleted_on_source()
+        {
+            self.mark(source, i, false).await?;
+        }
         lock(&self.new_uids).insert(i, uid.clone());
         self.record(Record::Created { node: i, uid }, false)?;
         Ok(())
     }
 
-    /// Deletes one layer from the source: one patch per object (delete-for-move annotation, the
-    /// run's delete label, finalizers removed), then delete-collections per type and namespace
-    /// selecting exactly the labelled objects. The API server deletes the objects of one
-    /// delete-collection one after another, so a big group is spread over shards (label values
-    /// `<run>-<k>`) whose delete-collections run at the same time.
+    /// Patches a source object for deletion: the delete-for-move annotation (what validating
+    /// webhooks look at on DELETE), the delete label, and with `clear_finalizers` no finalizers.
+    /// A source object that is already gone counts as done.
+    async fn mark(&self, source: &Cluster, i: usize, clear_finalizers: bool) -> Result<()> {
+        let node = &self.plan.nodes[i];
+        let t = self.plan.type_of(node);
+        let ns =
+            (!node.id.namespace.is_empty() && t.namespaced).then_some(node.id.namespace.as_str());
+        let api = t.api(source.client().clone(), ns);
+        let label = self
+            .delete_label
+            .get(&i)
+            .cloned()
+            .unwrap_or_else(|| self.run.clone());
+        let mut meta = json!({
+            "annotations": {DELETE_FOR_MOVE_ANNOTATION: ""},
+            "labels": {DELETE_LABEL: label},
+        });
+        if clear_finalizers {
+            meta["finalizers"] = Value::Null;
+        }
+        let patch = json!({ "metadata": meta });
+        let patch = &patch;
+        let r = source
+            .call(
+                "mark for deletion",
+                || node.id.to_string(),
+                Backoff::WRITE,
+                true,
+                |_| {
+                    let api = api.clone();
+                    let name = node.id.name.clone();
+                    async move {
+                        api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                            .await
+                    }
+                },
+            )
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes one layer from the source. Objects were marked (annotation, delete label) when
+    /// they were created on the target; here only objects with finalizers get a patch that drops
+    /// them. Then one delete-collection per type, namespace and shard selects exactly the
+    /// labelled objects. A last listing catches what the label missed (an object whose mark was
+    /// lost, or that gained a finalizer since discovery) and deletes it one by one.
     async fn delete_layer(&self, source: &Cluster, todo: &[usize]) -> Result<()> {
         let mut groups: BTreeMap<(usize, String), Vec<usize>> = BTreeMap::new();
         for i in todo {
@@ -439,51 +541,92 @@ impl<'a> Executor<'a> {
                 .or_default()
                 .push(*i);
         }
-        let mut shard_of: HashMap<usize, usize> = HashMap::new();
-        let mut deletes: Vec<(usize, String, usize, usize)> = Vec::new();
+        let with_finalizers: Vec<usize> = todo
+            .iter()
+            .copied()
+            .filter(|i| has_finalizers(&self.plan.nodes[*i].object))
+            .collect();
+        run_all(
+            "removing finalizers on the source",
+            self.opts.parallelism,
+            stream::iter(with_finalizers).map(|i| self.mark(source, i, true)),
+        )
+        .await?;
+        let mut deletes: Vec<(usize, String, String, usize)> = Vec::new();
         for ((ti, ns), members) in &groups {
-            let shards = members
-                .len()
-                .div_ceil(DELETE_SHARD_SIZE)
-                .clamp(1, MAX_DELETE_SHARDS);
-            for (k, i) in members.iter().enumerate() {
-                shard_of.insert(*i, k % shards);
+            let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
+            for i in members {
+                let label = self
+                    .delete_label
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| self.run.clone());
+                *by_label.entry(label).or_default() += 1;
             }
-            for k in 0..shards {
-                let count = (0..members.len()).filter(|j| j % shards == k).count();
-                deletes.push((*ti, ns.clone(), k, count));
+            for (label, count) in by_label {
+                deletes.push((*ti, ns.clone(), label, count));
             }
         }
-        let shard_of = &shard_of;
+        // One delete-collection may remove many objects: give it more time than a
+        // single-object request.
+        let mut slow = source.clone();
+        slow.request_timeout = slow
+            .request_timeout
+            .max(std::time::Duration::from_secs(120));
+        let slow = &slow;
         run_all(
-            "marking source objects for deletion",
+            "deleting source objects",
             self.opts.parallelism,
-            stream::iter(todo.iter().copied()).map(|i| async move {
+            stream::iter(deletes).map(|(ti, ns, label, count)| {
+                let selector = format!("{DELETE_LABEL}={label}");
+                async move {
+                    let t: &TypeInfo = &self.plan.types[ti];
+                    let api = t.api(slow.client().clone(), Some(&ns));
+                    let lp = ListParams::default().labels(&selector);
+                    slow.call(
+                        "delete",
+                        || format!("{count} {} in {ns}", t.kind),
+                        Backoff::WRITE,
+                        true,
+                        |_| {
+                            let api = api.clone();
+                            let lp = lp.clone();
+                            async move { api.delete_collection(&DeleteParams::default(), &lp).await }
+                        },
+                    )
+                    .await
+                    .map(|_| ())
+                }
+            }),
+        )
+        .await?;
+        let left = self.leftovers(source, &groups).await?;
+        if !left.is_empty() {
+            tracing::info!(
+                objects = left.len(),
+                "deleting what the delete label missed, one by one"
+            );
+        }
+        run_all(
+            "deleting leftover source objects",
+            self.opts.parallelism,
+            stream::iter(left).map(|i| async move {
+                self.mark(source, i, true).await?;
                 let node = &self.plan.nodes[i];
                 let t = self.plan.type_of(node);
-                let api = t.api(source.client().clone(), Some(&node.id.namespace));
-                let shard = shard_of.get(&i).copied().unwrap_or(0);
-                let patch = json!({
-                    "metadata": {
-                        "annotations": {DELETE_FOR_MOVE_ANNOTATION: ""},
-                        "labels": {DELETE_LABEL: format!("{}-{shard}", self.run)},
-                        "finalizers": null,
-                    }
-                });
-                let patch = &patch;
+                let ns = (!node.id.namespace.is_empty() && t.namespaced)
+                    .then_some(node.id.namespace.as_str());
+                let api = t.api(source.client().clone(), ns);
                 let r = source
                     .call(
-                        "mark for deletion",
+                        "delete",
                         || node.id.to_string(),
                         Backoff::WRITE,
                         true,
                         |_| {
                             let api = api.clone();
                             let name = node.id.name.clone();
-                            async move {
-                                api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
-                                    .await
-                            }
+                            async move { api.delete(&name, &DeleteParams::default()).await }
                         },
                     )
                     .await;
@@ -495,42 +638,47 @@ impl<'a> Executor<'a> {
             }),
         )
         .await?;
-        // One delete-collection may remove many objects: give it more time than a
-        // single-object request.
-        let mut source = source.clone();
-        source.request_timeout = source
-            .request_timeout
-            .max(std::time::Duration::from_secs(120));
-        let source = &source;
-        run_all(
-            "deleting source objects",
-            self.opts.parallelism,
-            stream::iter(deletes).map(|(ti, ns, shard, count)| {
-                let selector = format!("{DELETE_LABEL}={}-{shard}", self.run);
-                async move {
-                    let t: &TypeInfo = &self.plan.types[ti];
-                    let api = t.api(source.client().clone(), Some(&ns));
-                    let lp = ListParams::default().labels(&selector);
-                    source
-                        .call(
-                            "delete",
-                            || format!("{count} {} in {ns}", t.kind),
-                            Backoff::WRITE,
-                            true,
-                            |_| {
-                                let api = api.clone();
-                                let lp = lp.clone();
-                                async move {
-                                    api.delete_collection(&DeleteParams::default(), &lp).await
-                                }
-                            },
-                        )
-                        .await
-                        .map(|_| lock(&self.report).deleted += count)
-                }
-            }),
-        )
-        .await
+        lock(&self.report).deleted += todo.len();
+        Ok(())
+    }
+
+    /// Planned objects of the layer that are still on the source after the delete-collections.
+    async fn leftovers(
+        &self,
+        source: &Cluster,
+        groups: &BTreeMap<(usize, String), Vec<usize>>,
+    ) -> Result<Vec<usize>> {
+        let found: Vec<Vec<usize>> =
+            futures::future::try_join_all(groups.iter().map(|((ti, ns), members)| async move {
+                let t: &TypeInfo = &self.plan.types[*ti];
+                let api = t.api(source.client().clone(), Some(ns));
+                let list = source
+                    .call(
+                        "list",
+                        || format!("{} in {ns}", t.kind),
+                        Backoff::READ,
+                        false,
+                        |_| {
+                            let api = api.clone();
+                            async move { api.list_metadata(&ListParams::default()).await }
+                        },
+                    )
+                    .await?;
+                let present: std::collections::HashSet<String> = list
+                    .items
+                    .into_iter()
+                    .filter_map(|o| o.metadata.name)
+                    .collect();
+                Ok::<_, Error>(
+                    members
+                        .iter()
+                        .copied()
+                        .filter(|i| present.contains(&self.plan.nodes[*i].id.name))
+                        .collect(),
+                )
+            }))
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     async fn unpause_target(&self) -> Result<()> {

@@ -52,10 +52,32 @@ pub struct FleetSpec {
     pub identity: String,
     /// Creates in flight.
     pub parallelism: usize,
+    /// Give the kinds that carry finalizers in a real management cluster (Cluster, control
+    /// plane, MachineDeployment, MachineSet, Machine, infrastructure cluster and machine,
+    /// ClusterResourceSet) Cluster API's finalizers, as their controllers would have. Nothing
+    /// removes them but a move, so such a fleet's namespaces cannot be deleted afterwards.
+    pub finalizers: bool,
 }
 
 struct Maker<'a> {
     c: &'a Cluster,
+    finalizers: bool,
+}
+
+/// The finalizer the controller of `kind` puts on it (Cluster API v1.14's names; the Dev kinds follow
+/// the same pattern).
+fn finalizer_of(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Cluster" => "cluster.cluster.x-k8s.io",
+        "KubeadmControlPlane" => "kubeadm.controlplane.cluster.x-k8s.io",
+        "MachineDeployment" => "cluster.x-k8s.io/machinedeployment",
+        "MachineSet" => "cluster.x-k8s.io/machineset",
+        "Machine" => "machine.cluster.x-k8s.io",
+        "ClusterResourceSet" => "addons.cluster.x-k8s.io",
+        "DevCluster" => "devcluster.infrastructure.cluster.x-k8s.io",
+        "DevMachine" => "devmachine.infrastructure.cluster.x-k8s.io",
+        _ => return None,
+    })
 }
 
 fn owner(kind: &str, group: &str, name: &str, uid: &str, controller: bool) -> Value {
@@ -81,6 +103,11 @@ impl Maker<'_> {
         obj["kind"] = json!(t.kind);
         if !owners.is_empty() {
             obj["metadata"]["ownerReferences"] = Value::Array(owners);
+        }
+        if self.finalizers
+            && let Some(f) = finalizer_of(&t.kind)
+        {
+            obj["metadata"]["finalizers"] = json!([f]);
         }
         let name = obj["metadata"]["name"]
             .as_str()
@@ -161,7 +188,10 @@ fn meta(name: &str, labels: Value) -> Value {
 
 /// Creates the fleet; returns the number of namespaced objects created (the identity excluded).
 pub async fn create_fleet(c: &Cluster, spec: &FleetSpec) -> Result<usize> {
-    let m = Maker { c };
+    let m = Maker {
+        c,
+        finalizers: spec.finalizers,
+    };
     let ns_t = TypeInfo {
         group: String::new(),
         version: "v1".into(),

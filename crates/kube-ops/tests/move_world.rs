@@ -102,6 +102,7 @@ async fn fleet(c: &Cluster, namespaces: &[String], clusters: usize, identity: &s
             clusters_per_namespace: clusters,
             identity: identity.into(),
             parallelism: 16,
+            finalizers: true,
         },
     )
     .await
