@@ -60,6 +60,10 @@ pub struct ExecReport {
     pub deleted: usize,
     /// Flux objects suspended on the source.
     pub flux_suspended: usize,
+    /// Seconds spent creating on the target (source objects marked along the way).
+    pub create_seconds: f64,
+    /// Seconds spent deleting from the source.
+    pub delete_seconds: f64,
 }
 
 /// The executor of one plan.
@@ -161,6 +165,7 @@ impl<'a> Executor<'a> {
             self.record(Record::Suspended, false)?;
         }
         self.ensure_namespaces().await?;
+        let started = std::time::Instant::now();
         for (li, layer) in self.plan.layers.iter().enumerate() {
             let todo: Vec<usize> = {
                 let known = lock(&self.new_uids);
@@ -183,6 +188,8 @@ impl<'a> Executor<'a> {
             )
             .await?;
         }
+        lock(&self.report).create_seconds = started.elapsed().as_secs_f64();
+        let started = std::time::Instant::now();
         if let Some(source) = self.source {
             for (li, layer) in self.plan.layers.iter().enumerate().rev() {
                 let todo: Vec<usize> = layer
@@ -204,6 +211,7 @@ impl<'a> Executor<'a> {
                 self.record(Record::Deleted { nodes: todo }, false)?;
             }
         }
+        lock(&self.report).delete_seconds = started.elapsed().as_secs_f64();
         if !state.unpaused {
             self.unpause_target().await?;
             self.record(Record::Unpaused, true)?;
@@ -471,8 +479,10 @@ impl<'a> Executor<'a> {
         // Marked now, while the target works on the next creates, so the delete phase needs no
         // request per object: only objects with finalizers get a patch then. Recorded as created
         // only after the mark, so a resumed run marks what an interrupted one did not.
+        // (An object with finalizers gets one patch in the delete phase that also drops them.)
         if let Some(source) = self.source
             && node.deleted_on_source()
+            && !has_finalizers(&node.object)
         {
             self.mark(source, i, false).await?;
         }
