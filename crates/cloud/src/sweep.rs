@@ -188,11 +188,11 @@ pub async fn sweep(
         let lbs = find_load_balancers(session, cluster, &project).await?;
         run_phase(session, &mut report, lbs, opts).await;
     }
-    let servers = find_servers(session, cluster).await?;
-    run_phase(session, &mut report, servers, opts).await;
-
     let networks = find_networks(session, cluster, &project).await?;
     let net_ids: BTreeSet<String> = networks.iter().map(|f| f.id.clone()).collect();
+    let servers = find_servers(session, cluster, &project, &net_ids).await?;
+    run_phase(session, &mut report, servers, opts).await;
+
     let fips = find_floating_ips(session, cluster, &project).await?;
     run_phase(session, &mut report, fips, opts).await;
     let ports = find_ports(session, cluster, &project, &net_ids).await?;
@@ -335,20 +335,52 @@ async fn find_load_balancers(
         .collect())
 }
 
-async fn find_servers(session: &Session, cluster: &ClusterIdentity) -> Result<Vec<Found>> {
-    // Server tags need microversion 2.26; CAPO tags servers with OpenStackCluster.spec.tags.
-    let servers = session
+/// Servers tagged for the cluster (CAPO copies `OpenStackCluster.spec.tags` onto them), and
+/// servers with a port on the cluster's networks (CAPO versions or clusters without the tags).
+async fn find_servers(
+    session: &Session,
+    cluster: &ClusterIdentity,
+    project: &str,
+    nets: &BTreeSet<String>,
+) -> Result<Vec<Found>> {
+    // Server tags need microversion 2.26.
+    let tagged = session
         .list(
-            Call::get(Service::Compute, "servers")
+            Call::get(Service::Compute, "servers/detail")
                 .query("tags", cluster.tag())
                 .microversion(2, 26),
             "servers",
         )
         .await?;
-    Ok(servers
+    let mut out: Vec<Found> = tagged
         .iter()
         .map(|s| found(Kind::Server, s, "tag"))
-        .collect())
+        .collect();
+    if !nets.is_empty() {
+        let ports = list_in_project(session, Service::Network, "ports", "ports", project).await?;
+        let attached: BTreeSet<&str> = ports
+            .iter()
+            .filter(|p| {
+                nets.contains(str_of(p, "network_id"))
+                    && str_of(p, "device_owner").starts_with("compute:")
+            })
+            .map(|p| str_of(p, "device_id"))
+            .collect();
+        for id in attached {
+            if out.iter().any(|f| f.id == id) {
+                continue;
+            }
+            let server = session
+                .get(Service::Compute, &format!("servers/{id}"))
+                .await?;
+            out.push(found(
+                Kind::Server,
+                &server["server"],
+                "port on the cluster's network",
+            ));
+        }
+    }
+    Ok(out)
 }
 
 async fn find_networks(

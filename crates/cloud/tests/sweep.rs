@@ -171,6 +171,27 @@ async fn cluster_resources(
         .await
         .unwrap();
     add("server", server["server"]["id"].as_str().unwrap());
+    // a machine of a cluster made without OpenStackCluster.spec.tags: untagged, found by its port
+    let old = s
+        .request(&Call::post(
+            Service::Compute,
+            "servers",
+            json!({"server": {"name": format!("{}-md-0-untagged", c.name), "imageRef": image, "flavorRef": flavor, "networks": [{"uuid": net}]}}),
+        ))
+        .await
+        .unwrap();
+    let old_id = old["server"]["id"].as_str().unwrap().to_string();
+    for _ in 0..120 {
+        let v = s
+            .get(Service::Compute, &format!("servers/{old_id}"))
+            .await
+            .unwrap();
+        if v["server"]["status"] == "ACTIVE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    add("server", &old_id);
     // the API load balancer (CAPO, tagged) and a Service's (OCCM, by name)
     let api_lb = post(
         s,
