@@ -170,6 +170,19 @@ fn link_auth_plugins() {
 }
 
 impl Session {
+    /// Whether the token's service catalog lists one of `types` (e.g. `["load-balancer"]`;
+    /// Cinder appears as `block-storage`, `volumev3` or `volume`). No request is sent.
+    pub fn has_service(&self, types: &[&str]) -> bool {
+        self.os
+            .get_auth_info()
+            .and_then(|info| info.token.catalog)
+            .is_some_and(|catalog| {
+                catalog
+                    .iter()
+                    .any(|s| types.contains(&s.service_type.as_str()))
+            })
+    }
+
     /// The same session with another retry policy (tests shorten it; a batch job may lengthen it).
     pub fn with_retry(mut self, retry: crate::api::RetryPolicy) -> Self {
         self.retry = retry;

@@ -196,8 +196,8 @@ pub async fn preflight(
         return Ok(report);
     }
     let groups = machine_groups(def, opts);
-    let has_octavia = has_service(session, &["load-balancer"]);
-    let has_cinder = has_service(session, &["block-storage", "volumev3", "volume"]);
+    let has_octavia = session.has_service(&["load-balancer"]);
+    let has_cinder = session.has_service(&["block-storage", "volumev3", "volume"]);
     let wants_lb = def.network.api_server_load_balancer;
     let wants_volumes = groups.iter().any(|g| g.root_volume.is_some());
     let project = session.project_id.clone();
@@ -410,18 +410,6 @@ impl ImageInfo {
 
 // ---------------------------------------------------------------------------------------------
 // Reads
-
-fn has_service(session: &Session, types: &[&str]) -> bool {
-    session
-        .os
-        .get_auth_info()
-        .and_then(|info| info.token.catalog)
-        .is_some_and(|catalog| {
-            catalog
-                .iter()
-                .any(|s| types.contains(&s.service_type.as_str()))
-        })
-}
 
 /// Every flavor the project may use (public and those shared with it), following Nova's paging.
 async fn list_flavors(session: &Session) -> Result<Vec<Flavor>> {

@@ -180,7 +180,7 @@ pub async fn sweep(
         ))
     })?;
     let mut report = SweepReport::default();
-    let octavia = has_service(session, Service::LoadBalancer).await;
+    let octavia = session.has_service(&["load-balancer"]);
 
     // Phase by phase: each phase lists afresh, so what an earlier phase removed (a port owned by
     // a server) is not deleted twice, and a rerun after a failure starts from the cloud's state.
@@ -233,19 +233,6 @@ pub async fn sweep(
         run_phase(session, &mut report, delete, opts).await;
     }
     Ok(report)
-}
-
-async fn has_service(session: &Session, service: Service) -> bool {
-    let path = match service {
-        Service::LoadBalancer => "lbaas/loadbalancers",
-        _ => return true,
-    };
-    !matches!(
-        session
-            .request(&Call::get(service, path).query("limit", "1"))
-            .await,
-        Err(Error::Response { .. })
-    )
 }
 
 async fn run_phase(
