@@ -117,6 +117,16 @@ fn has_finalizers(object: &Value) -> bool {
         .is_some_and(|f| !f.is_empty())
 }
 
+/// `Ok` for a request whose object is already gone (404): someone, or an earlier run, got there
+/// first.
+fn gone_is_done<T>(r: Result<T>) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.status() == Some(404) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -146,6 +156,15 @@ impl<'a> Executor<'a> {
             new_uids: Mutex::new(known),
             report: Mutex::new(ExecReport::default()),
         }
+    }
+
+    /// The API of node `i`'s type on `cluster`, in the node's namespace when the type has one.
+    fn node_api(&self, cluster: &Cluster, i: usize) -> kube::Api<DynamicObject> {
+        let node = &self.plan.nodes[i];
+        let t = self.plan.type_of(node);
+        let ns =
+            (!node.id.namespace.is_empty() && t.namespaced).then_some(node.id.namespace.as_str());
+        t.api(cluster.client().clone(), ns)
     }
 
     fn record(&self, r: Record, sync: bool) -> Result<()> {
@@ -362,7 +381,6 @@ impl<'a> Executor<'a> {
     /// Creates node `i` on the target (or adopts an identical existing copy), records its UID.
     async fn create(&self, i: usize) -> Result<()> {
         let node = &self.plan.nodes[i];
-        let t = self.plan.type_of(node);
         let desired = self.desired(i)?;
         let source_mf = node
             .object
@@ -371,9 +389,7 @@ impl<'a> Executor<'a> {
             .unwrap_or(Value::Null);
         let manager =
             single_update_manager(&source_mf).unwrap_or_else(|| self.opts.field_manager.clone());
-        let ns =
-            (!node.id.namespace.is_empty() && t.namespaced).then_some(node.id.namespace.as_str());
-        let api = t.api(self.target.client().clone(), ns);
+        let api = self.node_api(self.target, i);
         let body: DynamicObject =
             serde_json::from_value(desired.clone()).map_err(|e| Error::Malformed {
                 object: node.id.to_string(),
@@ -496,10 +512,7 @@ impl<'a> Executor<'a> {
     /// A source object that is already gone counts as done.
     async fn mark(&self, source: &Cluster, i: usize, clear_finalizers: bool) -> Result<()> {
         let node = &self.plan.nodes[i];
-        let t = self.plan.type_of(node);
-        let ns =
-            (!node.id.namespace.is_empty() && t.namespaced).then_some(node.id.namespace.as_str());
-        let api = t.api(source.client().clone(), ns);
+        let api = self.node_api(source, i);
         let label = self
             .delete_label
             .get(&i)
@@ -530,11 +543,7 @@ impl<'a> Executor<'a> {
                 },
             )
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if e.status() == Some(404) => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_done(r)
     }
 
     /// Deletes one layer from the source. Objects were marked (annotation, delete label) when
@@ -623,10 +632,7 @@ impl<'a> Executor<'a> {
             stream::iter(left).map(|i| async move {
                 self.mark(source, i, true).await?;
                 let node = &self.plan.nodes[i];
-                let t = self.plan.type_of(node);
-                let ns = (!node.id.namespace.is_empty() && t.namespaced)
-                    .then_some(node.id.namespace.as_str());
-                let api = t.api(source.client().clone(), ns);
+                let api = self.node_api(source, i);
                 let r = source
                     .call(
                         "delete",
@@ -640,11 +646,7 @@ impl<'a> Executor<'a> {
                         },
                     )
                     .await;
-                match r {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.status() == Some(404) => Ok(()),
-                    Err(e) => Err(e),
-                }
+                gone_is_done(r)
             }),
         )
         .await?;
