@@ -175,6 +175,35 @@ impl Cluster {
         &self.client
     }
 
+    /// What identifies this cluster in a journal whatever address reaches it: the UID of its
+    /// `kube-system` namespace (`uid:…`), or the URL (`url:…`) when that namespace cannot be
+    /// read. A move resumed through another address (a proxy, a new port-forward) finds the
+    /// journal of the interrupted run.
+    pub async fn identity(&self) -> Result<String> {
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.client.clone());
+        let r = self
+            .call(
+                "get",
+                || "Namespace kube-system".to_owned(),
+                Backoff::READ,
+                false,
+                |_| {
+                    let api = api.clone();
+                    async move { api.get("kube-system").await }
+                },
+            )
+            .await;
+        match r {
+            Ok(ns) => match ns.metadata.uid {
+                Some(uid) => Ok(format!("uid:{uid}")),
+                None => Ok(format!("url:{}", self.url)),
+            },
+            Err(e) if matches!(e.status(), Some(403 | 404)) => Ok(format!("url:{}", self.url)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Requests sent so far.
     pub fn stats(&self) -> RequestStats {
         RequestStats {

@@ -133,7 +133,8 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Er
     }
 }
 
-/// The journal file of a move between two clusters: `<dir>/move-<hash>.jsonl`.
+/// The journal file of a move between two clusters (named by their
+/// [`Cluster::identity`](crate::cluster::Cluster::identity)): `<dir>/move-<namespace>-<hash>.jsonl`.
 pub fn path_for(dir: &Path, source: &str, target: &str, namespace: Option<&str>) -> PathBuf {
     // FNV-1a: stable across runs and Rust versions (unlike DefaultHasher).
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

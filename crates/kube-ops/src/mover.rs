@@ -217,7 +217,8 @@ pub async fn move_objects(
 ) -> Result<MoveReport> {
     let start = Instant::now();
     let ns = opts.namespace.as_deref();
-    let path = journal::path_for(&opts.state_dir, &source.url, &target.url, ns);
+    let (source_id, target_id) = tokio::try_join!(source.identity(), target.identity())?;
+    let path = journal::path_for(&opts.state_dir, &source_id, &target_id, ns);
     let mut journal = Journal::open(&path)?;
     // A finished journal that was not archived, or none: start afresh.
     let resumed = !journal.state.done && journal.state.run.is_some();
