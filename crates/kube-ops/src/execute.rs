@@ -314,6 +314,7 @@ impl<'a> Executor<'a> {
     fn desired(&self, i: usize) -> Result<Value> {
         let node = &self.plan.nodes[i];
         let mut obj = node.object.clone();
+        let mut owner_uids: HashMap<String, String> = HashMap::new();
         let refs: Vec<Value> = {
             let uids = lock(&self.new_uids);
             node.owners
@@ -324,6 +325,7 @@ impl<'a> Executor<'a> {
                         object: node.id.to_string(),
                         message: format!("owner {} has no target UID yet", owner.id),
                     })?;
+                    owner_uids.insert(owner.id.uid.clone(), uid.clone());
                     let mut r = Map::new();
                     r.insert("apiVersion".into(), owner.id.api_version.clone().into());
                     r.insert("kind".into(), owner.id.kind.clone().into());
@@ -351,12 +353,21 @@ impl<'a> Executor<'a> {
             "uid",
             "creationTimestamp",
             "generation",
-            "managedFields",
             "selfLink",
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
         ] {
             meta.remove(k);
+        }
+        // Sent with the create: the server keeps them (see `main_update_manager`).
+        match meta.get("managedFields") {
+            Some(Value::Array(a)) if !a.is_empty() => {
+                let mf = rewrite_owner_uids(&meta["managedFields"], &owner_uids);
+                meta.insert("managedFields".into(), mf);
+            }
+            _ => {
+                meta.remove("managedFields");
+            }
         }
         if refs.is_empty() {
             meta.remove("ownerReferences");
@@ -382,13 +393,12 @@ impl<'a> Executor<'a> {
     async fn create(&self, i: usize) -> Result<()> {
         let node = &self.plan.nodes[i];
         let desired = self.desired(i)?;
-        let source_mf = node
-            .object
+        let source_mf = desired
             .pointer("/metadata/managedFields")
             .cloned()
             .unwrap_or(Value::Null);
         let manager =
-            single_update_manager(&source_mf).unwrap_or_else(|| self.opts.field_manager.clone());
+            main_update_manager(&source_mf).unwrap_or_else(|| self.opts.field_manager.clone());
         let api = self.node_api(self.target, i);
         let body: DynamicObject =
             serde_json::from_value(desired.clone()).map_err(|e| Error::Malformed {
@@ -536,8 +546,9 @@ impl<'a> Executor<'a> {
                 |_| {
                     let api = api.clone();
                     let name = node.id.name.clone();
+                    // Only the metadata comes back: less for both sides to encode and parse.
                     async move {
-                        api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                        api.patch_metadata(&name, &PatchParams::default(), &Patch::Merge(patch))
                             .await
                     }
                 },
@@ -761,29 +772,55 @@ fn mf_value(o: &DynamicObject) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// When the source object has exactly one managedFields entry, an `Update` of the main resource,
-/// a create under that manager name yields the same ownership (only `time` differs), so no
-/// restore patch is needed.
-fn single_update_manager(mf: &Value) -> Option<String> {
-    let a = mf.as_array()?;
-    if a.len() != 1 {
-        return None;
-    }
-    let e = &a[0];
-    if e.get("operation").and_then(Value::as_str) != Some("Update")
-        || e.get("subresource").is_some()
-    {
+/// The manager of the source's only `Update` entry of the main resource. The API server keeps
+/// the managedFields sent with a create and merges the creating manager's fields into its own
+/// entry, so creating under that name reproduces the source's ownership (only that entry's
+/// `time`, and with it the entry order, change) and no restore patch is needed.
+fn main_update_manager(mf: &Value) -> Option<String> {
+    let mut main = mf.as_array()?.iter().filter(|e| {
+        e.get("operation").and_then(Value::as_str) == Some("Update")
+            && e.get("subresource").is_none()
+    });
+    let e = main.next()?;
+    if main.next().is_some() {
         return None;
     }
     e.get("manager").and_then(Value::as_str).map(str::to_owned)
 }
 
-/// managedFields equal but for the timestamps and the owner UIDs (the keys of
-/// `f:ownerReferences` name the UIDs, which differ on the target by design; restoring the
-/// source's entries would leave stale UIDs there).
+/// The source's managedFields with the owner UIDs in the keys of `f:ownerReferences`
+/// (`k:{"uid":"…"}`) replaced by the owners' UIDs on the target; keys of unknown UIDs are kept.
+fn rewrite_owner_uids(mf: &Value, uids: &HashMap<String, String>) -> Value {
+    let mut mf = mf.clone();
+    for e in mf.as_array_mut().into_iter().flatten() {
+        let Some(refs) = e
+            .pointer_mut("/fieldsV1/f:metadata/f:ownerReferences")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let old = std::mem::take(refs);
+        for (k, v) in old {
+            let new = k
+                .strip_prefix("k:")
+                .and_then(|key| serde_json::from_str::<Map<String, Value>>(key).ok())
+                .filter(|key| key.len() == 1)
+                .and_then(|key| key.get("uid").and_then(Value::as_str).map(str::to_owned))
+                .and_then(|uid| uids.get(&uid))
+                .map(|uid| format!("k:{}", json!({ "uid": uid })));
+            refs.insert(new.unwrap_or(k), v);
+        }
+    }
+    mf
+}
+
+/// managedFields equal but for the timestamps, the entry order (the server sorts entries by
+/// time) and the owner UIDs (the keys of `f:ownerReferences` name them; a target object
+/// adopted from an earlier run may still hold keys of that run's owners).
 fn same_managed_fields(a: &Value, b: &Value) -> bool {
-    let strip = |v: &Value| -> Vec<Value> {
-        v.as_array()
+    let strip = |v: &Value| -> Vec<String> {
+        let mut entries: Vec<String> = v
+            .as_array()
             .map(|a| {
                 a.iter()
                     .map(|e| {
@@ -795,11 +832,13 @@ fn same_managed_fields(a: &Value, b: &Value) -> bool {
                         {
                             *refs = Value::Null;
                         }
-                        e
+                        e.to_string()
                     })
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        entries.sort();
+        entries
     };
     strip(a) == strip(b)
 }
@@ -842,16 +881,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn single_update_manager_only_for_one_update_entry() {
+    fn main_update_manager_only_for_one_main_update_entry() {
         let one = json!([{"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1"}]);
-        assert_eq!(
-            single_update_manager(&one).as_deref(),
-            Some("kubectl-create")
-        );
+        assert_eq!(main_update_manager(&one).as_deref(), Some("kubectl-create"));
         let apply = json!([{"manager": "flux", "operation": "Apply"}]);
-        assert_eq!(single_update_manager(&apply), None);
-        let two = json!([{"manager": "a", "operation": "Update"}, {"manager": "b", "operation": "Update", "subresource": "status"}]);
-        assert_eq!(single_update_manager(&two), None);
+        assert_eq!(main_update_manager(&apply), None);
+        let with_status = json!([{"manager": "a", "operation": "Update"}, {"manager": "b", "operation": "Update", "subresource": "status"}]);
+        assert_eq!(main_update_manager(&with_status).as_deref(), Some("a"));
+        let two = json!([{"manager": "a", "operation": "Update"}, {"manager": "b", "operation": "Update"}]);
+        assert_eq!(main_update_manager(&two), None);
+    }
+
+    #[test]
+    fn owner_uids_in_managed_fields_are_rewritten() {
+        let mf = json!([{"manager": "m", "fieldsV1": {"f:metadata": {"f:ownerReferences": {
+            ".": {}, "k:{\"uid\":\"old-1\"}": {}, "k:{\"uid\":\"elsewhere\"}": {}
+        }}}}]);
+        let uids = HashMap::from([("old-1".to_owned(), "new-1".to_owned())]);
+        let out = rewrite_owner_uids(&mf, &uids);
+        let refs = out[0]
+            .pointer("/fieldsV1/f:metadata/f:ownerReferences")
+            .and_then(Value::as_object)
+            .expect("refs");
+        let mut keys: Vec<&str> = refs.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            vec![".", "k:{\"uid\":\"elsewhere\"}", "k:{\"uid\":\"new-1\"}"]
+        );
+    }
+
+    #[test]
+    fn managed_fields_compare_without_order() {
+        let a = json!([{"manager": "a", "operation": "Update"}, {"manager": "b", "operation": "Update", "subresource": "status"}]);
+        let b = json!([{"manager": "b", "operation": "Update", "subresource": "status"}, {"manager": "a", "operation": "Update"}]);
+        assert!(same_managed_fields(&a, &b));
+        let c = json!([{"manager": "a", "operation": "Update"}]);
+        assert!(!same_managed_fields(&a, &c));
     }
 
     #[test]

@@ -85,6 +85,16 @@ fn proxy_kubeconfig(w: &World, server: &str) -> PathBuf {
     )
 }
 
+fn toxiproxy_kubeconfig(w: &World, server: &str) -> PathBuf {
+    PathBuf::from(
+        w.var(&format!(
+            "WORLD_TOXIPROXY_KUBECONFIG_{}",
+            server.to_uppercase()
+        ))
+        .expect("toxiproxy kubeconfig"),
+    )
+}
+
 fn proxy_control(w: &World, server: &str) -> String {
     w.var(&format!(
         "WORLD_FAULTPROXY_CONTROL_{}",
@@ -145,6 +155,7 @@ async fn snapshot(c: &Cluster, ns: &str) -> BTreeMap<String, Value> {
                 .collect();
             owners.sort_by_key(|v| v.to_string());
             let empty = json!({});
+            let managed = managed_fields(&o);
             out.insert(
                 format!("{} {name}", t.kind),
                 json!({
@@ -153,6 +164,7 @@ async fn snapshot(c: &Cluster, ns: &str) -> BTreeMap<String, Value> {
                     "finalizers": o.pointer("/metadata/finalizers"),
                     "body": body,
                     "owners": owners,
+                    "managedFields": managed,
                 }),
             );
         }
@@ -160,8 +172,72 @@ async fn snapshot(c: &Cluster, ns: &str) -> BTreeMap<String, Value> {
     out
 }
 
-/// Every ownerReference on `c` in `ns` names an existing object by uid, kind and name.
-async fn assert_owner_uids_consistent(c: &Cluster, ns: &str) {
+/// managedFields as a sorted list of entries without `time` (the server orders entries by it),
+/// the keys of `f:ownerReferences` (which name owner UIDs) collapsed to one `k:owner`: clusterctl
+/// restores the source's keys, stale on the target; [`assert_owner_uids_consistent`] checks ours.
+fn managed_fields(o: &Value) -> Vec<String> {
+    let mut out: Vec<String> = o
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let mut e = e.clone();
+            if let Some(m) = e.as_object_mut() {
+                m.remove("time");
+            }
+            if let Some(refs) = e
+                .pointer_mut("/fieldsV1/f:metadata/f:ownerReferences")
+                .and_then(Value::as_object_mut)
+            {
+                *refs = std::mem::take(refs)
+                    .into_iter()
+                    .map(|(k, v)| match k.starts_with("k:") {
+                        true => ("k:owner".to_owned(), v),
+                        false => (k, v),
+                    })
+                    .collect();
+            }
+            e.to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Owner UIDs named by the keys of `f:ownerReferences` in an object's managedFields.
+fn managed_owner_uids(o: &Value) -> Vec<String> {
+    o.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.pointer("/fieldsV1/f:metadata/f:ownerReferences"))
+        .filter_map(Value::as_object)
+        .flat_map(|refs| refs.keys())
+        .filter_map(|k| k.strip_prefix("k:"))
+        .filter_map(|k| serde_json::from_str::<Value>(k).ok())
+        .filter_map(|k| k["uid"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `before` without managedFields (clusterctl's restore from a directory creates everything
+/// under its own manager).
+fn without_managed_fields(before: &BTreeMap<String, Value>) -> BTreeMap<String, Value> {
+    before
+        .iter()
+        .map(|(k, v)| {
+            let mut v = v.clone();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("managedFields");
+            }
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// Every ownerReference on `c` in `ns` names an existing object by uid, kind and name, and the
+/// managedFields name no other owner UIDs (none left over from the source) when `managed`.
+async fn assert_owner_uids_consistent(c: &Cluster, ns: &str, managed: bool) {
     let types = graph::discover_types(c).await.expect("types");
     let mut by_uid: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut refs: Vec<(String, String, String, String)> = Vec::new();
@@ -179,6 +255,20 @@ async fn assert_owner_uids_consistent(c: &Cluster, ns: &str) {
                 .unwrap_or_default()
                 .to_owned();
             by_uid.insert(uid, (t.kind.clone(), name.clone()));
+            let current: Vec<&str> = o
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["uid"].as_str())
+                .collect();
+            for stale in managed_owner_uids(&o).into_iter().filter(|_| managed) {
+                assert!(
+                    current.contains(&stale.as_str()),
+                    "{} {name} in {ns}: managedFields name owner uid {stale}, not an ownerReference of it",
+                    t.kind
+                );
+            }
             for r in o
                 .pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)
@@ -326,8 +416,9 @@ async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() 
             );
         }
         assert_eq!(target_theirs.len(), ours_renamed.len());
-        assert_owner_uids_consistent(&dst, o).await;
-        assert_owner_uids_consistent(&dst, t).await;
+        assert_owner_uids_consistent(&dst, o, true).await;
+        // clusterctl restores the source's managedFields, owner UIDs and all.
+        assert_owner_uids_consistent(&dst, t, false).await;
         // Sources: only what never moves is left (kube-root-ca.crt of the root CA publisher; the
         // Flux Kustomization is not a move type).
         assert_eq!(
@@ -478,15 +569,24 @@ async fn killed_at_many_points_then_rerun_ends_consistent() {
     // With MANAGE_BIN (a built `manage`), the killed process is `manage move` itself;
     // otherwise this test binary running the same library call.
     let manage = std::env::var_os("MANAGE_BIN").map(PathBuf::from);
-    let spawn = || {
+    // Through the HTTP fault proxy (503 cuts) or through toxiproxy (TCP cuts).
+    let spawn = |tcp: bool| {
+        let (from, to) = if tcp {
+            (
+                toxiproxy_kubeconfig(&w, "src"),
+                toxiproxy_kubeconfig(&w, "dst"),
+            )
+        } else {
+            (proxy_kubeconfig(&w, "src"), proxy_kubeconfig(&w, "dst"))
+        };
         let mut cmd = match &manage {
             Some(bin) => {
                 let mut c = std::process::Command::new(bin);
                 c.arg("move")
                     .arg("--from")
-                    .arg(proxy_kubeconfig(&w, "src"))
+                    .arg(&from)
                     .arg("--to")
-                    .arg(proxy_kubeconfig(&w, "dst"))
+                    .arg(&to)
                     .args(["-n", &ns, "--parallel", "8", "--state-dir"])
                     .arg(state.path());
                 c
@@ -504,28 +604,46 @@ async fn killed_at_many_points_then_rerun_ends_consistent() {
             }
         };
         cmd.env("MOVE_CHILD_NS", &ns)
-            .env("MOVE_CHILD_FROM", proxy_kubeconfig(&w, "src"))
-            .env("MOVE_CHILD_TO", proxy_kubeconfig(&w, "dst"))
+            .env("MOVE_CHILD_FROM", &from)
+            .env("MOVE_CHILD_TO", &to)
             .env("MOVE_CHILD_STATE", state.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn child")
     };
-    let (mut kills, mut cuts) = (0, 0);
+    let toxi = w.var("WORLD_TOXIPROXY_API").expect("toxiproxy").to_owned();
+    let toxi_proxy = |server: &str, enabled: bool| {
+        curl(&[
+            "-X",
+            "POST",
+            &format!("{toxi}/proxies/apiserver-{server}"),
+            "-d",
+            &json!({ "enabled": enabled }).to_string(),
+        ]);
+    };
+    let (mut kills, mut cuts, mut tcp_cuts) = (0, 0, 0);
     for (i, at) in points.iter().enumerate() {
-        let mut child = spawn();
-        let start = Instant::now();
+        // Every third point cuts a server off before the kill: alternately every request
+        // answered 503 (HTTP fault proxy) and the TCP connections closed and refused (toxiproxy).
         let cut = i % 3 == 2;
+        let tcp = cut && i % 2 == 1;
+        let server = if i % 4 < 2 { "src" } else { "dst" };
+        let mut child = spawn(tcp);
+        let start = Instant::now();
         loop {
             if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
             if reached(*at, progress(state.path())) {
                 if cut {
-                    // Cut the API servers off (every request answered 503), then kill mid-retry.
-                    let server = if i % 2 == 0 { "src" } else { "dst" };
-                    add_fault(&proxy_control(&w, server), &json!({"status": 503}));
+                    if tcp {
+                        toxi_proxy(server, false);
+                        tcp_cuts += 1;
+                    } else {
+                        add_fault(&proxy_control(&w, server), &json!({"status": 503}));
+                    }
+                    // Kill while the move retries against the cut-off server.
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     cuts += 1;
                 } else {
@@ -546,20 +664,23 @@ async fn killed_at_many_points_then_rerun_ends_consistent() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let _ = child.wait();
-        clear_faults(&proxy_control(&w, "src"));
-        clear_faults(&proxy_control(&w, "dst"));
+        for server in ["src", "dst"] {
+            clear_faults(&proxy_control(&w, server));
+            toxi_proxy(server, true);
+        }
         println!(
             "kill point {i} {at:?}: progress {:?}",
             progress(state.path())
         );
     }
-    let status = spawn().wait().expect("final run");
+    let status = spawn(false).wait().expect("final run");
     assert!(status.success(), "the final rerun finishes the move");
     println!(
-        "{kills} kills ({cuts} with the API cut off), {} objects",
+        "{kills} kills ({cuts} with a server cut off, {tcp_cuts} of them at TCP level), {} objects",
         before.len()
     );
     assert!(kills >= 20, "at least 20 kill points were hit, got {kills}");
+    assert!(tcp_cuts >= 2, "TCP-level cuts happened, got {tcp_cuts}");
     assert_eq!(
         leftovers(&src, &ns).await,
         Vec::<String>::new(),
@@ -581,7 +702,7 @@ async fn killed_at_many_points_then_rerun_ends_consistent() {
         before.len(),
         "every object exactly once on the target"
     );
-    assert_owner_uids_consistent(&dst, &ns).await;
+    assert_owner_uids_consistent(&dst, &ns, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -671,7 +792,7 @@ async fn completes_with_ten_percent_injected_5xx_and_timeouts() {
     let dst_direct = connect(&kubeconfig(&w, "dst"), "target").await;
     let after = snapshot(&dst_direct, &ns).await;
     assert_eq!(after.len(), before.len());
-    assert_owner_uids_consistent(&dst_direct, &ns).await;
+    assert_owner_uids_consistent(&dst_direct, &ns, true).await;
 }
 
 fn backup_files(dir: &Path) -> BTreeSet<String> {
@@ -729,7 +850,7 @@ async fn backups_have_clusterctls_layout_and_restore_both_ways() {
             );
         }
     }
-    assert_owner_uids_consistent(&dst, &a).await;
+    assert_owner_uids_consistent(&dst, &a, true).await;
     let ours_b = tempfile::tempdir().expect("dir");
     kube_ops::backup::to_directory(&src, Some(&b), ours_b.path(), 8)
         .await
@@ -740,8 +861,8 @@ async fn backups_have_clusterctls_layout_and_restore_both_ways() {
         .arg("--from-directory")
         .arg(ours_b.path());
     test_world::run(&mut cmd).expect("clusterctl move --from-directory of our backup");
-    let before_b = snapshot(&src, &b).await;
-    let after_b = snapshot(&dst, &b).await;
+    let before_b = without_managed_fields(&snapshot(&src, &b).await);
+    let after_b = without_managed_fields(&snapshot(&dst, &b).await);
     for (k, v) in &before_b {
         if k != "ConfigMap kube-root-ca.crt" {
             assert_eq!(
@@ -751,5 +872,6 @@ async fn backups_have_clusterctls_layout_and_restore_both_ways() {
             );
         }
     }
-    assert_owner_uids_consistent(&dst, &b).await;
+    // clusterctl creates with the backup's managedFields, owner UIDs of the source and all.
+    assert_owner_uids_consistent(&dst, &b, false).await;
 }
