@@ -400,11 +400,19 @@ impl<'a> Executor<'a> {
         let manager =
             main_update_manager(&source_mf).unwrap_or_else(|| self.opts.field_manager.clone());
         let api = self.node_api(self.target, i);
-        let body: DynamicObject =
-            serde_json::from_value(desired.clone()).map_err(|e| Error::Malformed {
-                object: node.id.to_string(),
-                message: e.to_string(),
-            })?;
+        let mut body = desired.clone();
+        // A lone main-resource Update entry is what the server writes for the creating manager
+        // anyway; sending it would only make the create heavier.
+        if manager != self.opts.field_manager
+            && source_mf.as_array().is_some_and(|a| a.len() == 1)
+            && let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.remove("managedFields");
+        }
+        let body: DynamicObject = serde_json::from_value(body).map_err(|e| Error::Malformed {
+            object: node.id.to_string(),
+            message: e.to_string(),
+        })?;
         let what = || node.id.to_string();
         let pp = PostParams {
             field_manager: Some(manager),
