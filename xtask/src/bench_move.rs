@@ -261,20 +261,27 @@ pub fn run(clusters: usize, clusterctl_timeout: u64, parallel: usize) -> anyhow:
         }
     );
     let per = |r: Requests, n: usize| (r.reads + r.writes) / n.max(1) as f64;
-    let ctl_objects = if timed_out { ctl_moved.max(1) } else { objects };
+    let ours = format!(
+        "manage {our_secs:.1}s; API requests per object: manage {:.2} ({:.2} writes)",
+        per(our_req, objects),
+        our_req.writes / objects.max(1) as f64,
+    );
+    if timed_out && ctl_moved == 0 {
+        // Still discovering when stopped: nothing to extrapolate from.
+        println!(
+            "move of {clusters} clusters ({objects} objects): clusterctl stopped after {ctl_secs:.0}s before moving anything (no ratio), {ours}"
+        );
+        return Ok(());
+    }
+    let ctl_objects = if timed_out { ctl_moved } else { objects };
+    // A stopped clusterctl's time is extrapolated linearly to the whole fleet.
+    let ctl_full = ctl_secs * objects as f64 / ctl_objects as f64;
     let ratio_note = if timed_out {
-        // clusterctl was stopped: extrapolate its time linearly to the whole fleet.
-        let full = ctl_secs * objects as f64 / ctl_moved.max(1) as f64;
         format!(
-            " (clusterctl stopped after {ctl_secs:.0}s at {ctl_moved}/{objects} objects, extrapolated {full:.0}s)"
+            " (clusterctl stopped after {ctl_secs:.0}s at {ctl_moved}/{objects} objects, extrapolated {ctl_full:.0}s)"
         )
     } else {
         String::new()
-    };
-    let ctl_full = if timed_out {
-        ctl_secs * objects as f64 / ctl_moved.max(1) as f64
-    } else {
-        ctl_secs
     };
     println!(
         "move of {clusters} clusters ({objects} objects): clusterctl {ctl_full:.1}s, manage {our_secs:.1}s, ratio {:.1}x{ratio_note}; API requests per object: clusterctl {:.2} ({:.2} writes), manage {:.2} ({:.2} writes)",
