@@ -94,7 +94,8 @@ kube_server_up() {
     --listen-client-urls "http://127.0.0.1:$ep" --advertise-client-urls "http://127.0.0.1:$ep" \
     --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
     --initial-cluster "$s=http://127.0.0.1:$pp" --unsafe-no-fsync --log-level warn
-  # Flags follow envtest's tested minimal set (world-facts §4). The advertise address is loopback,
+  # Flags follow envtest's tested minimal set (world-facts §4); WORLD_APISERVER_PROFILING=true
+  # serves /debug/pprof for benchmark investigations. The advertise address is loopback,
   # which the `kubernetes` Endpoints reconciler rejects, so that reconciler is off.
   world_start "apiserver-$s" -- "$WORLD_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ep" --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
@@ -105,7 +106,7 @@ kube_server_up() {
     --disable-admission-plugins ServiceAccount \
     --service-account-issuer "$url/" --service-account-key-file "$d/certs/sa.pub" \
     --service-account-signing-key-file "$d/certs/sa.key" \
-    --profiling=false --v 1
+    --profiling="${WORLD_APISERVER_PROFILING:-false}" --v 1
   kube_kubeconfig "$d/admin.kubeconfig" "$s" "$url" "$d/certs/admin.crt" "$d/certs/admin.key"
   kube_kubeconfig "$d/controller-manager.kubeconfig" "$s" "$url" "$d/certs/controller-manager.crt" "$d/certs/controller-manager.key"
   local S; S=$(kube_upper "$s")
