@@ -319,19 +319,26 @@ fn kustomization(ns: &str) -> String {
     )
 }
 
-/// Labels c0's Cluster as applied by Kustomization `fleet` (so ours must suspend it).
+/// A HelmRelease (its CRD only: no helm-controller here; suspension is a field on the source).
+fn helm_release(ns: &str) -> String {
+    format!(
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {{name: addons, namespace: {ns}}}\nspec: {{interval: 10m, chart: {{spec: {{chart: addons, sourceRef: {{kind: HelmRepository, name: charts}}}}}}}}\n"
+    )
+}
+
+/// Labels c0's Cluster as applied by Kustomization `fleet` and c1's as installed by HelmRelease
+/// `addons` (so ours must suspend both).
 fn flux_label(w: &World, ns: &str) {
-    let mut cmd = w.kubectl("src").expect("kubectl");
-    cmd.args([
-        "-n",
-        ns,
-        "label",
-        "cluster",
-        "c0",
-        "kustomize.toolkit.fluxcd.io/name=fleet",
-    ])
-    .arg(format!("kustomize.toolkit.fluxcd.io/namespace={ns}"));
-    test_world::run(&mut cmd).expect("label");
+    for (cluster, label, name) in [
+        ("c0", "kustomize.toolkit.fluxcd.io", "fleet"),
+        ("c1", "helm.toolkit.fluxcd.io", "addons"),
+    ] {
+        let mut cmd = w.kubectl("src").expect("kubectl");
+        cmd.args(["-n", ns, "label", "cluster", cluster])
+            .arg(format!("{label}/name={name}"))
+            .arg(format!("{label}/namespace={ns}"));
+        test_world::run(&mut cmd).expect("label");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -348,6 +355,8 @@ async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() 
     for ns in theirs.iter().chain(&ours) {
         w.apply_yaml("src", &kustomization(ns))
             .expect("kustomization");
+        w.apply_yaml("src", &helm_release(ns))
+            .expect("helm release");
         flux_label(&w, ns);
     }
     let before: Vec<_> =
@@ -375,8 +384,8 @@ async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() 
             serde_json::to_string(&report).unwrap_or_default()
         );
         assert_eq!(
-            report.exec.flux_suspended, 1,
-            "the Kustomization applying c0 is suspended"
+            report.exec.flux_suspended, 2,
+            "the Kustomization applying c0 and the HelmRelease installing c1 are suspended"
         );
     }
     for (t, o) in theirs.iter().zip(&ours) {
@@ -438,6 +447,22 @@ async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() 
             ks.pointer("/spec/suspend"),
             Some(&json!(true)),
             "suspended on the source"
+        );
+        let hr = w
+            .kubectl_json("src", &["-n", o, "get", "helmrelease", "addons"])
+            .expect("helm release");
+        assert_eq!(
+            hr.pointer("/spec/suspend"),
+            Some(&json!(true)),
+            "HelmRelease suspended on the source"
+        );
+        let theirs_hr = w
+            .kubectl_json("src", &["-n", t, "get", "helmrelease", "addons"])
+            .expect("helm release");
+        assert_eq!(
+            theirs_hr.pointer("/spec/suspend"),
+            None,
+            "clusterctl suspends nothing"
         );
     }
     let id = w
