@@ -14,13 +14,16 @@ use serde_json::{Map, Value, json};
 
 use crate::cluster::{Backoff, Cluster};
 use crate::error::{Error, Result, run_all};
-use crate::graph::{DELETE_FOR_MOVE_ANNOTATION, PAUSED_ANNOTATION, TypeInfo};
+use crate::graph::{CAPI_GROUP, DELETE_FOR_MOVE_ANNOTATION, PAUSED_ANNOTATION, TypeInfo};
 use crate::journal::{Journal, Record};
 use crate::plan::{FluxRef, Plan, PlanNode};
 
 /// Label put on source objects (with the run id as value) right before they are deleted, so one
 /// delete-collection request per type, namespace and layer removes exactly them.
 pub const DELETE_LABEL: &str = "kube-ops.manage/delete-for-move";
+/// The field manager of our writes (creates whose source ownership cannot be reproduced,
+/// pauses, marks, suspensions).
+pub const FIELD_MANAGER: &str = "manage";
 /// Objects per delete-collection shard, and the most shards of one type and namespace.
 const DELETE_SHARD_SIZE: usize = 40;
 const MAX_DELETE_SHARDS: usize = 16;
@@ -41,7 +44,7 @@ impl Default for ExecOptions {
     fn default() -> Self {
         ExecOptions {
             parallelism: 32,
-            field_manager: "manage".into(),
+            field_manager: FIELD_MANAGER.into(),
             restore: false,
         }
     }
@@ -167,6 +170,14 @@ impl<'a> Executor<'a> {
         t.api(cluster.client().clone(), ns)
     }
 
+    /// Patches are sent under our field manager.
+    fn patch_params(&self) -> PatchParams {
+        PatchParams {
+            field_manager: Some(self.opts.field_manager.clone()),
+            ..PatchParams::default()
+        }
+    }
+
     fn record(&self, r: Record, sync: bool) -> Result<()> {
         match self.journal {
             Some(j) => j.record(&r, sync),
@@ -233,6 +244,9 @@ impl<'a> Executor<'a> {
         lock(&self.report).delete_seconds = started.elapsed().as_secs_f64();
         if !state.unpaused {
             self.unpause_target().await?;
+            if let Some(source) = self.source {
+                self.unpause_kept_classes(source).await?;
+            }
             self.record(Record::Unpaused, true)?;
         }
         Ok(lock(&self.report).clone())
@@ -244,15 +258,14 @@ impl<'a> Executor<'a> {
             let api = t.api(source.client().clone(), Some(&f.namespace));
             let what = || format!("{} {}/{}", f.kind, f.namespace, f.name);
             let patch = json!({"spec": {"suspend": true}});
+            let pp = self.patch_params();
             let r = source
                 .call("suspend", what, Backoff::WRITE, true, |_| {
                     let api = api.clone();
                     let patch = patch.clone();
                     let name = f.name.clone();
-                    async move {
-                        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                            .await
-                    }
+                    let pp = pp.clone();
+                    async move { api.patch(&name, &pp, &Patch::Merge(&patch)).await }
                 })
                 .await;
             match r {
@@ -545,6 +558,7 @@ impl<'a> Executor<'a> {
         }
         let patch = json!({ "metadata": meta });
         let patch = &patch;
+        let pp = &self.patch_params();
         let r = source
             .call(
                 "mark for deletion",
@@ -555,10 +569,7 @@ impl<'a> Executor<'a> {
                     let api = api.clone();
                     let name = node.id.name.clone();
                     // Only the metadata comes back: less for both sides to encode and parse.
-                    async move {
-                        api.patch_metadata(&name, &PatchParams::default(), &Patch::Merge(patch))
-                            .await
-                    }
+                    async move { api.patch_metadata(&name, pp, &Patch::Merge(patch)).await }
                 },
             )
             .await;
@@ -712,26 +723,49 @@ impl<'a> Executor<'a> {
         Ok(found.into_iter().flatten().collect())
     }
 
+    /// Unpauses the moved Clusters (`spec.paused`) and ClusterClasses (annotation) on the target.
     async fn unpause_target(&self) -> Result<()> {
-        let clusters: Vec<(usize, Value)> = self
+        let nodes: Vec<usize> = self
             .plan
             .clusters()
-            .map(|i| (i, json!({"spec": {"paused": null}})))
-            .chain(self.plan.cluster_classes().map(|i| {
-                (
-                    i,
-                    json!({"metadata": {"annotations": {PAUSED_ANNOTATION: null}}}),
-                )
-            }))
+            .chain(self.plan.cluster_classes())
             .collect();
+        self.unpause(self.target, nodes, "unpausing on the target")
+            .await
+    }
+
+    /// Unpauses on the source the ClusterClasses that stay there (in another namespace, or still
+    /// used by Clusters elsewhere): the Clusters left on the source keep using them. clusterctl
+    /// leaves them paused.
+    async fn unpause_kept_classes(&self, source: &Cluster) -> Result<()> {
+        let nodes: Vec<usize> = self
+            .plan
+            .cluster_classes()
+            .filter(|i| self.plan.nodes[*i].should_not_delete)
+            .collect();
+        self.unpause(source, nodes, "unpausing kept ClusterClasses on the source")
+            .await
+    }
+
+    async fn unpause(
+        &self,
+        cluster: &Cluster,
+        nodes: Vec<usize>,
+        step: &'static str,
+    ) -> Result<()> {
         run_all(
-            "unpausing on the target",
+            step,
             self.opts.parallelism,
-            stream::iter(clusters).map(|(i, patch)| async move {
+            stream::iter(nodes).map(|i| async move {
                 let node: &PlanNode = &self.plan.nodes[i];
-                let t = self.plan.type_of(node);
-                let api = t.api(self.target.client().clone(), Some(&node.id.namespace));
-                self.target
+                let patch = if self.plan.type_of(node).is(CAPI_GROUP, "Cluster") {
+                    json!({"spec": {"paused": null}})
+                } else {
+                    json!({"metadata": {"annotations": {PAUSED_ANNOTATION: null}}})
+                };
+                let api = self.node_api(cluster, i);
+                let pp = self.patch_params();
+                let r = cluster
                     .call(
                         "unpause",
                         || node.id.to_string(),
@@ -741,14 +775,12 @@ impl<'a> Executor<'a> {
                             let api = api.clone();
                             let patch = patch.clone();
                             let name = node.id.name.clone();
-                            async move {
-                                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                                    .await
-                            }
+                            let pp = pp.clone();
+                            async move { api.patch(&name, &pp, &Patch::Merge(&patch)).await }
                         },
                     )
-                    .await
-                    .map(|_| ())
+                    .await;
+                gone_is_done(r)
             }),
         )
         .await

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::checks;
 use crate::cluster::{Backoff, Cluster, RequestStats};
 use crate::error::{Error, Result, run_all};
-use crate::execute::{ExecOptions, ExecReport, Executor};
+use crate::execute::{ExecOptions, ExecReport, Executor, FIELD_MANAGER};
 use crate::graph::{self, BLOCK_MOVE_ANNOTATION, CAPI_GROUP, Graph, ObjectId, PAUSED_ANNOTATION};
 use crate::journal::{self, Journal, Record};
 use crate::plan::{self, Plan};
@@ -131,8 +131,11 @@ async fn set_paused(
                         let patch = patch.clone();
                         let name = id.name.clone();
                         async move {
-                            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                                .await
+                            let pp = PatchParams {
+                                field_manager: Some(FIELD_MANAGER.into()),
+                                ..PatchParams::default()
+                            };
+                            api.patch(&name, &pp, &Patch::Merge(&patch)).await
                         }
                     },
                 )

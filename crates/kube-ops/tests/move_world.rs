@@ -341,6 +341,47 @@ fn flux_label(w: &World, ns: &str) {
     }
 }
 
+/// clusterctl's result and ours are the same once the namespace names in ours (`renames`: ours
+/// → theirs) are replaced.
+fn assert_same_but_names(
+    theirs: &BTreeMap<String, Value>,
+    ours: &BTreeMap<String, Value>,
+    renames: &[(&str, &str)],
+) {
+    let ours_renamed: BTreeMap<String, Value> = ours
+        .iter()
+        .map(|(k, v)| {
+            let mut text = v.to_string();
+            for (from, to) in renames {
+                text = text.replace(from, to);
+            }
+            (
+                k.clone(),
+                serde_json::from_str(&text).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let missing: Vec<&String> = theirs
+        .keys()
+        .filter(|k| !ours_renamed.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = ours_renamed
+        .keys()
+        .filter(|k| !theirs.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "only clusterctl: {missing:?}; only ours: {extra:?}"
+    );
+    for (k, v) in theirs {
+        assert_eq!(
+            Some(v),
+            ours_renamed.get(k),
+            "{k} differs between clusterctl and ours ({renames:?})"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() {
     let Some(w) = move_world() else { return };
@@ -391,40 +432,11 @@ async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() 
     for (t, o) in theirs.iter().zip(&ours) {
         let target_theirs = snapshot(&dst, t).await;
         let target_ours = snapshot(&dst, o).await;
-        let ours_renamed: BTreeMap<String, Value> = target_ours
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    serde_json::from_str(&v.to_string().replace(o.as_str(), t))
-                        .unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        let missing: Vec<&String> = target_theirs
-            .keys()
-            .filter(|k| !ours_renamed.contains_key(*k))
-            .collect();
-        let extra: Vec<&String> = ours_renamed
-            .keys()
-            .filter(|k| !target_theirs.contains_key(*k))
-            .collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "only clusterctl: {missing:?}; only ours: {extra:?}"
-        );
+        assert_same_but_names(&target_theirs, &target_ours, &[(o.as_str(), t.as_str())]);
         assert!(
             target_theirs.len() >= n / 2,
             "every generated object of {t} is on the target"
         );
-        for (k, v) in &target_theirs {
-            assert_eq!(
-                Some(v),
-                ours_renamed.get(k),
-                "{k} differs between clusterctl ({t}) and ours ({o})"
-            );
-        }
-        assert_eq!(target_theirs.len(), ours_renamed.len());
         assert_owner_uids_consistent(&dst, o, true).await;
         // clusterctl restores the source's managedFields, owner UIDs and all.
         assert_owner_uids_consistent(&dst, t, false).await;
@@ -479,6 +491,96 @@ async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Ve
         out.push(f.await);
     }
     out
+}
+
+/// Points Cluster c0 of `ns` at the ClusterClass `cc` of namespace `class_ns`.
+fn use_class_from(w: &World, ns: &str, class_ns: &str) {
+    let patch = json!({"spec": {"topology": {"classRef": {"name": "cc", "namespace": class_ns}}}});
+    let mut cmd = w.kubectl("src").expect("kubectl");
+    cmd.args(["-n", ns, "patch", "cluster", "c0", "--type", "merge", "-p"])
+        .arg(patch.to_string());
+    test_world::run(&mut cmd).expect("patch classRef");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cross_namespace_cluster_class_moves_like_clusterctl() {
+    let Some(w) = move_world() else { return };
+    let src = connect(&kubeconfig(&w, "src"), "source").await;
+    let dst = connect(&kubeconfig(&w, "dst"), "target").await;
+    let base = test_world::unique_name("xns");
+    let (theirs, ours) = (format!("{base}-ctl"), format!("{base}-our"));
+    let (theirs_cls, ours_cls) = (format!("{theirs}-cls"), format!("{ours}-cls"));
+    fleet(
+        &src,
+        &[theirs.clone(), ours.clone()],
+        2,
+        &format!("{base}-id"),
+    )
+    .await;
+    // The class namespaces hold only the shared objects (ClusterClass cc and its templates).
+    fleet(
+        &src,
+        &[theirs_cls.clone(), ours_cls.clone()],
+        0,
+        &format!("{base}-id2"),
+    )
+    .await;
+    use_class_from(&w, &theirs, &theirs_cls);
+    use_class_from(&w, &ours, &ours_cls);
+    let class_before = snapshot(&src, &ours_cls).await;
+
+    clusterctl_move(&w, &theirs);
+    let state = tempfile::tempdir().expect("state");
+    move_objects(
+        &src,
+        &dst,
+        &MoveOptions {
+            namespace: Some(ours.clone()),
+            state_dir: state.path().to_path_buf(),
+            ..MoveOptions::default()
+        },
+    )
+    .await
+    .expect("our move");
+
+    let renames = [(ours.as_str(), theirs.as_str())];
+    assert_same_but_names(
+        &snapshot(&dst, &theirs).await,
+        &snapshot(&dst, &ours).await,
+        &renames,
+    );
+    // clusterctl leaves the kept class paused on the source; ours unpauses it (the Clusters left
+    // there still use it).
+    let kept_theirs = snapshot(&src, &theirs_cls).await;
+    assert_eq!(
+        kept_theirs["ClusterClass cc"].pointer("/annotations/cluster.x-k8s.io~1paused"),
+        Some(&json!("")),
+        "clusterctl leaves the class paused on the source"
+    );
+    let class_theirs = snapshot(&dst, &theirs_cls).await;
+    let class_ours = snapshot(&dst, &ours_cls).await;
+    assert_same_but_names(&class_theirs, &class_ours, &renames);
+    for k in [
+        "ClusterClass cc",
+        "DevClusterTemplate cc-infra",
+        "KubeadmControlPlaneTemplate cc-cp",
+        "KubeadmConfigTemplate cc-md",
+        "DevMachineTemplate cc-md",
+    ] {
+        assert!(
+            class_ours.contains_key(k),
+            "{k} of the other namespace is on the target"
+        );
+        assert_eq!(
+            snapshot(&src, &ours_cls).await.get(k),
+            class_before.get(k),
+            "{k} stays on the source as it was: not deleted, not left paused"
+        );
+    }
+    assert_eq!(leftovers(&src, &ours).await, Vec::<String>::new());
+    assert_eq!(leftovers(&src, &theirs).await, Vec::<String>::new());
+    assert_owner_uids_consistent(&dst, &ours, true).await;
+    assert_owner_uids_consistent(&dst, &ours_cls, true).await;
 }
 
 /// The child of the crash test: one move with the parameters from the environment, killed by the
