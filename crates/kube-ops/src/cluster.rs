@@ -115,7 +115,7 @@ pub struct RequestStats {
 pub struct Cluster {
     /// `source` or `target` (used in messages).
     pub role: &'static str,
-    /// The API server URL (identifies the cluster in the journal).
+    /// The API server URL (recorded in the journal; the journal file is named by [`Cluster::identity`]).
     pub url: String,
     /// The kubeconfig context's namespace, `default` when unset.
     pub default_namespace: String,
