@@ -504,22 +504,7 @@ impl<'a> Executor<'a> {
             && !same_managed_fields(&source_mf, &current_mf)
         {
             let patch = json!({"metadata": {"managedFields": source_mf}});
-            self.target
-                .call(
-                    "restore managedFields of",
-                    what,
-                    Backoff::WRITE,
-                    true,
-                    |_| {
-                        let api = api.clone();
-                        let patch = patch.clone();
-                        let name = node.id.name.clone();
-                        async move {
-                            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                                .await
-                        }
-                    },
-                )
+            self.patch_node(self.target, i, "restore managedFields of", &patch)
                 .await?;
             lock(&self.report).managed_fields_restored += 1;
         }
@@ -763,27 +748,37 @@ impl<'a> Executor<'a> {
                 } else {
                     json!({"metadata": {"annotations": {PAUSED_ANNOTATION: null}}})
                 };
-                let api = self.node_api(cluster, i);
-                let pp = self.patch_params();
-                let r = cluster
-                    .call(
-                        "unpause",
-                        || node.id.to_string(),
-                        Backoff::WRITE,
-                        true,
-                        |_| {
-                            let api = api.clone();
-                            let patch = patch.clone();
-                            let name = node.id.name.clone();
-                            let pp = pp.clone();
-                            async move { api.patch(&name, &pp, &Patch::Merge(&patch)).await }
-                        },
-                    )
-                    .await;
-                gone_is_done(r)
+                gone_is_done(self.patch_node(cluster, i, "unpause", &patch).await)
             }),
         )
         .await
+    }
+
+    /// One merge patch of node `i` on `cluster`, under our field manager, retried as a write.
+    async fn patch_node(
+        &self,
+        cluster: &Cluster,
+        i: usize,
+        op: &'static str,
+        patch: &Value,
+    ) -> Result<DynamicObject> {
+        let node = &self.plan.nodes[i];
+        let api = self.node_api(cluster, i);
+        let pp = self.patch_params();
+        cluster
+            .call(
+                op,
+                || node.id.to_string(),
+                Backoff::WRITE,
+                true,
+                |_| {
+                    let api = api.clone();
+                    let name = node.id.name.clone();
+                    let pp = pp.clone();
+                    async move { api.patch(&name, &pp, &Patch::Merge(patch)).await }
+                },
+            )
+            .await
     }
 }
 

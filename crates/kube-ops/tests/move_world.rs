@@ -341,6 +341,14 @@ fn flux_label(w: &World, ns: &str) {
     }
 }
 
+/// `spec.suspend` of a Flux object on the source.
+fn suspend_on_source(w: &World, ns: &str, kind: &str, name: &str) -> Option<Value> {
+    w.kubectl_json("src", &["-n", ns, "get", kind, name])
+        .expect("flux object")
+        .pointer("/spec/suspend")
+        .cloned()
+}
+
 /// clusterctl's result and ours are the same once the namespace names in ours (`renames`: ours
 /// → theirs) are replaced.
 fn assert_same_but_names(
@@ -452,27 +460,18 @@ async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() 
             Vec::<String>::new(),
             "ours left objects in {o}"
         );
-        let ks = w
-            .kubectl_json("src", &["-n", o, "get", "kustomization", "fleet"])
-            .expect("kustomization");
         assert_eq!(
-            ks.pointer("/spec/suspend"),
-            Some(&json!(true)),
+            suspend_on_source(&w, o, "kustomization", "fleet"),
+            Some(json!(true)),
             "suspended on the source"
         );
-        let hr = w
-            .kubectl_json("src", &["-n", o, "get", "helmrelease", "addons"])
-            .expect("helm release");
         assert_eq!(
-            hr.pointer("/spec/suspend"),
-            Some(&json!(true)),
+            suspend_on_source(&w, o, "helmrelease", "addons"),
+            Some(json!(true)),
             "HelmRelease suspended on the source"
         );
-        let theirs_hr = w
-            .kubectl_json("src", &["-n", t, "get", "helmrelease", "addons"])
-            .expect("helm release");
         assert_eq!(
-            theirs_hr.pointer("/spec/suspend"),
+            suspend_on_source(&w, t, "helmrelease", "addons"),
             None,
             "clusterctl suspends nothing"
         );
