@@ -261,15 +261,12 @@ pub fn run(clusters: usize, clusterctl_timeout: u64, parallel: usize) -> anyhow:
         }
     );
     let per = |r: Requests, n: usize| (r.reads + r.writes) / n.max(1) as f64;
-    let ours = format!(
-        "manage {our_secs:.1}s; API requests per object: manage {:.2} ({:.2} writes)",
-        per(our_req, objects),
-        our_req.writes / objects.max(1) as f64,
-    );
     if timed_out && ctl_moved == 0 {
         // Still discovering when stopped: nothing to extrapolate from.
         println!(
-            "move of {clusters} clusters ({objects} objects): clusterctl stopped after {ctl_secs:.0}s before moving anything (no ratio), {ours}"
+            "move of {clusters} clusters ({objects} objects): clusterctl stopped after {ctl_secs:.0}s before moving anything (no ratio), manage {our_secs:.1}s; API requests per object: manage {:.2} ({:.2} writes)",
+            per(our_req, objects),
+            our_req.writes / objects.max(1) as f64,
         );
         return Ok(());
     }
