@@ -3,15 +3,20 @@
 //! managedFields restored), delete layer by layer in reverse on the source (delete-for-move,
 //! finalizers removed), unpause the target. Independent objects of one layer go in parallel
 //! (bounded); every step is idempotent so a rerun after a kill finishes the job. Takes the plan,
-//! never discovers.
+//! never discovers. Source objects that nothing can watch being deleted (no finalizers, no
+//! admission check on DELETE of their type, see [`crate::admission`]) are deleted without the
+//! annotation patch first.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use futures::{StreamExt, stream};
-use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+};
 use serde_json::{Map, Value, json};
 
+use crate::admission::{DeleteAdmission, delete_admission};
 use crate::cluster::{Backoff, Cluster};
 use crate::error::{Error, Result, run_all};
 use crate::graph::{CAPI_GROUP, DELETE_FOR_MOVE_ANNOTATION, PAUSED_ANNOTATION, TypeInfo};
@@ -61,6 +66,9 @@ pub struct ExecReport {
     pub managed_fields_restored: usize,
     /// Objects deleted from the source.
     pub deleted: usize,
+    /// Source objects given the delete-for-move annotation before their delete (the others had
+    /// no finalizers and no admission check on DELETE of their type).
+    pub annotated: usize,
     /// Flux objects suspended on the source.
     pub flux_suspended: usize,
     /// Seconds spent creating on the target (source objects marked along the way).
@@ -82,6 +90,8 @@ pub struct Executor<'a> {
     /// Value of [`DELETE_LABEL`] per source object: `<run>-<layer>-<shard>`, so one
     /// delete-collection per type, namespace, layer and shard removes exactly those objects.
     delete_label: HashMap<usize, String>,
+    /// Which types an admission check on the source sees deleted (read once per run).
+    admission: OnceLock<DeleteAdmission>,
 }
 
 /// Delete-label values for every object deleted from the source (see [`Executor::delete_label`]).
@@ -158,7 +168,16 @@ impl<'a> Executor<'a> {
             opts,
             new_uids: Mutex::new(known),
             report: Mutex::new(ExecReport::default()),
+            admission: OnceLock::new(),
         }
+    }
+
+    /// Whether source object `i` gets the delete-for-move annotation before its delete: when it
+    /// has finalizers (a controller's delete path may run and look) or an admission check sees
+    /// its type deleted. Until the admission configuration is read, every object does.
+    fn annotated_before_delete(&self, i: usize) -> bool {
+        let node = &self.plan.nodes[i];
+        has_finalizers(&node.object) || self.admission.get().is_none_or(|a| a.sees(node.type_index))
     }
 
     /// The API of node `i`'s type on `cluster`, in the node's namespace when the type has one.
@@ -188,11 +207,14 @@ impl<'a> Executor<'a> {
     /// Runs every step; returns what was done.
     pub async fn run(&self) -> Result<ExecReport> {
         let state = self.journal.map(|j| j.state.clone()).unwrap_or_default();
-        if let Some(source) = self.source
-            && !state.suspended
-        {
-            self.suspend_flux(source).await?;
-            self.record(Record::Suspended, false)?;
+        if let Some(source) = self.source {
+            if !state.suspended {
+                self.suspend_flux(source).await?;
+                self.record(Record::Suspended, false)?;
+            }
+            let seen = delete_admission(source, &self.plan.types).await?;
+            tracing::debug!(?seen, "types whose deletes admission checks see");
+            let _ = self.admission.set(seen);
         }
         self.ensure_namespaces().await?;
         let started = std::time::Instant::now();
@@ -508,13 +530,15 @@ impl<'a> Executor<'a> {
                 .await?;
             lock(&self.report).managed_fields_restored += 1;
         }
-        // Marked now, while the target works on the next creates, so the delete phase needs no
-        // request per object: only objects with finalizers get a patch then. Recorded as created
-        // only after the mark, so a resumed run marks what an interrupted one did not.
-        // (An object with finalizers gets one patch in the delete phase that also drops them.)
+        // An object that needs the annotation but has no finalizers is marked now, while the
+        // target works on the next creates, so that the delete phase removes it with a
+        // delete-collection. Recorded as created only after the mark, so a resumed run marks what
+        // an interrupted one did not. (An object with finalizers gets one patch in the delete
+        // phase that also drops them; one that needs no annotation is deleted directly.)
         if let Some(source) = self.source
             && node.deleted_on_source()
             && !has_finalizers(&node.object)
+            && self.annotated_before_delete(i)
         {
             self.mark(source, i, false).await?;
         }
@@ -558,24 +582,70 @@ impl<'a> Executor<'a> {
                 },
             )
             .await;
+        if r.is_ok() {
+            lock(&self.report).annotated += 1;
+        }
         gone_is_done(r)
     }
 
-    /// Deletes one layer from the source. Objects were marked (annotation, delete label) when
-    /// they were created on the target; here only objects with finalizers get a patch that drops
-    /// them. Then one delete-collection per type, namespace and shard selects exactly the
-    /// labelled objects. A last listing catches what the label missed (an object whose mark was
+    /// Deletes source object `i` by name, only if it is still the object that was planned (UID
+    /// precondition). Gone, or replaced by another object of the same name, counts as done.
+    async fn delete_directly(&self, source: &Cluster, i: usize) -> Result<()> {
+        let node = &self.plan.nodes[i];
+        let api = self.node_api(source, i);
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(node.id.uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let dp = &dp;
+        let r = source
+            .call(
+                "delete",
+                || node.id.to_string(),
+                Backoff::WRITE,
+                true,
+                |_| {
+                    let api = api.clone();
+                    let name = node.id.name.clone();
+                    async move { api.delete(&name, dp).await }
+                },
+            )
+            .await;
+        match r {
+            Err(e) if e.status() == Some(409) => {
+                tracing::info!(object = %node.id, "the source has another object of that name now; left alone");
+                Ok(())
+            }
+            r => gone_is_done(r),
+        }
+    }
+
+    /// Deletes one layer from the source. Objects that need the annotation were marked
+    /// (annotation, delete label) when they were created on the target; here only objects with
+    /// finalizers get a patch that drops them. Then one delete-collection per type, namespace and
+    /// shard selects exactly the labelled objects, and the objects that need no annotation are
+    /// deleted one by one. A last listing catches what was missed (an object whose mark was
     /// lost, or that gained a finalizer since discovery) and deletes it one by one.
     async fn delete_layer(&self, source: &Cluster, todo: &[usize]) -> Result<()> {
-        let mut groups: BTreeMap<(usize, String), Vec<usize>> = BTreeMap::new();
-        for i in todo {
-            let n = &self.plan.nodes[*i];
+        let group_by_type = |members: &[usize]| {
+            let mut groups: BTreeMap<(usize, String), Vec<usize>> = BTreeMap::new();
+            for i in members {
+                let n = &self.plan.nodes[*i];
+                groups
+                    .entry((n.type_index, n.id.namespace.clone()))
+                    .or_default()
+                    .push(*i);
+            }
             groups
-                .entry((n.type_index, n.id.namespace.clone()))
-                .or_default()
-                .push(*i);
-        }
-        let with_finalizers: Vec<usize> = todo
+        };
+        let (annotated, direct): (Vec<usize>, Vec<usize>) = todo
+            .iter()
+            .copied()
+            .partition(|i| self.annotated_before_delete(*i));
+        let with_finalizers: Vec<usize> = annotated
             .iter()
             .copied()
             .filter(|i| has_finalizers(&self.plan.nodes[*i].object))
@@ -587,7 +657,7 @@ impl<'a> Executor<'a> {
         )
         .await?;
         let mut deletes: Vec<(usize, String, String, usize)> = Vec::new();
-        for ((ti, ns), members) in &groups {
+        for ((ti, ns), members) in &group_by_type(&annotated) {
             let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
             for i in members {
                 let label = self
@@ -634,11 +704,17 @@ impl<'a> Executor<'a> {
             }),
         )
         .await?;
-        let left = self.leftovers(source, &groups).await?;
+        run_all(
+            "deleting source objects",
+            self.opts.parallelism,
+            stream::iter(direct).map(|i| self.delete_directly(source, i)),
+        )
+        .await?;
+        let left = self.leftovers(source, &group_by_type(todo)).await?;
         if !left.is_empty() {
             tracing::info!(
                 objects = left.len(),
-                "deleting what the delete label missed, one by one"
+                "deleting what the first pass missed, one by one"
             );
         }
         run_all(
@@ -646,22 +722,7 @@ impl<'a> Executor<'a> {
             self.opts.parallelism,
             stream::iter(left).map(|i| async move {
                 self.mark(source, i, true).await?;
-                let node = &self.plan.nodes[i];
-                let api = self.node_api(source, i);
-                let r = source
-                    .call(
-                        "delete",
-                        || node.id.to_string(),
-                        Backoff::WRITE,
-                        true,
-                        |_| {
-                            let api = api.clone();
-                            let name = node.id.name.clone();
-                            async move { api.delete(&name, &DeleteParams::default()).await }
-                        },
-                    )
-                    .await;
-                gone_is_done(r)
+                self.delete_directly(source, i).await
             }),
         )
         .await?;
@@ -669,7 +730,7 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
-    /// Planned objects of the layer that are still on the source after the delete-collections.
+    /// Planned objects of the layer that are still on the source after the first delete pass.
     async fn leftovers(
         &self,
         source: &Cluster,
@@ -691,16 +752,17 @@ impl<'a> Executor<'a> {
                         },
                     )
                     .await?;
+                // By UID: an object created since under a planned name is not ours to delete.
                 let present: std::collections::HashSet<String> = list
                     .items
                     .into_iter()
-                    .filter_map(|o| o.metadata.name)
+                    .filter_map(|o| o.metadata.uid)
                     .collect();
                 Ok::<_, Error>(
                     members
                         .iter()
                         .copied()
-                        .filter(|i| present.contains(&self.plan.nodes[*i].id.name))
+                        .filter(|i| present.contains(&self.plan.nodes[*i].id.uid))
                         .collect(),
                 )
             }))

@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use kube_ops::admission::delete_admission;
 use kube_ops::cluster::{Cluster, ClusterRef};
 use kube_ops::fixtures::{FleetSpec, create_fleet};
-use kube_ops::{MoveOptions, graph, move_objects};
+use kube_ops::{MoveOptions, dry_run, graph, move_objects};
 use serde_json::{Value, json};
 use test_world::World;
 
@@ -1000,4 +1001,173 @@ async fn backups_have_clusterctls_layout_and_restore_both_ways() {
     }
     // clusterctl creates with the backup's managedFields, owner UIDs of the source and all.
     assert_owner_uids_consistent(&dst, &b, false).await;
+}
+
+/// Deletes the named cluster-scoped objects of `server` when dropped, so a failed test does not
+/// leave admission checks behind for the next.
+struct Cleanup<'a> {
+    w: &'a World,
+    server: &'static str,
+    objects: Vec<(&'static str, String)>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for (kind, name) in &self.objects {
+            if let Ok(mut cmd) = self.w.kubectl(self.server) {
+                cmd.args(["delete", kind, name, "--ignore-not-found"]);
+                let _ = test_world::run(&mut cmd);
+            }
+        }
+    }
+}
+
+/// A ValidatingAdmissionPolicy (bound with Deny) that refuses deleting DevMachineTemplates of
+/// `ns` which lack the delete-for-move annotation, and a validating webhook on DELETE of its
+/// KubeadmConfigTemplates (an address that refuses connections, failure policy Ignore).
+fn delete_checks(ns: &str, name: &str) -> String {
+    format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {name}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+    resourceRules:
+    - {{operations: [DELETE], apiGroups: [infrastructure.cluster.x-k8s.io], apiVersions: ["*"], resources: [devmachinetemplates]}}
+  validations:
+  - expression: "has(oldObject.metadata.annotations) && 'clusterctl.cluster.x-k8s.io/delete-for-move' in oldObject.metadata.annotations"
+    message: only a move deletes templates
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {name}}}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: {name}}}
+webhooks:
+- name: kct.{name}.example.com
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Ignore
+  timeoutSeconds: 1
+  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+  clientConfig: {{url: "https://127.0.0.1:9/validate"}}
+  rules:
+  - {{operations: [DELETE], apiGroups: [bootstrap.cluster.x-k8s.io], apiVersions: ["*"], resources: [kubeadmconfigtemplates]}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn objects_an_admission_check_sees_deleted_get_the_annotation_the_others_do_not() {
+    let Some(w) = move_world() else { return };
+    let src = connect(&kubeconfig(&w, "src"), "source").await;
+    let dst = connect(&kubeconfig(&w, "dst"), "target").await;
+    let ns = test_world::unique_name("admission");
+    fleet(&src, std::slice::from_ref(&ns), 2, &format!("{ns}-id")).await;
+    let _cleanup = Cleanup {
+        w: &w,
+        server: "src",
+        objects: [
+            "validatingadmissionpolicybinding",
+            "validatingadmissionpolicy",
+            "validatingwebhookconfiguration",
+        ]
+        .into_iter()
+        .map(|k| (k, ns.clone()))
+        .collect(),
+    };
+    w.apply_yaml("src", &delete_checks(&ns, &ns))
+        .expect("admission checks");
+    // The policy is in force once a plain delete of a template is refused (policies load
+    // asynchronously); the probe is then deleted the way a move does.
+    w.apply_yaml("src", &format!("apiVersion: infrastructure.cluster.x-k8s.io/v1beta2\nkind: DevMachineTemplate\nmetadata: {{name: probe, namespace: {ns}}}\nspec: {{template: {{spec: {{backend: {{docker: {{}}}}}}}}}}\n"))
+        .expect("probe");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut cmd = w.kubectl("src").expect("kubectl");
+        cmd.args([
+            "-n",
+            &ns,
+            "delete",
+            "devmachinetemplate",
+            "probe",
+            "--dry-run=server",
+        ]);
+        match test_world::run(&mut cmd) {
+            Err(e) if e.to_string().contains("only a move deletes templates") => break,
+            r => assert!(Instant::now() < deadline, "the policy never denied: {r:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut cmd = w.kubectl("src").expect("kubectl");
+    cmd.args([
+        "-n",
+        &ns,
+        "annotate",
+        "devmachinetemplate",
+        "probe",
+        "clusterctl.cluster.x-k8s.io/delete-for-move=",
+    ]);
+    test_world::run(&mut cmd).expect("annotate probe");
+    let mut cmd = w.kubectl("src").expect("kubectl");
+    cmd.args(["-n", &ns, "delete", "devmachinetemplate", "probe"]);
+    test_world::run(&mut cmd).expect("delete probe");
+
+    let types = graph::discover_types(&src).await.expect("types");
+    let seen = delete_admission(&src, &types).await.expect("admission");
+    let seen_kinds: BTreeSet<&str> = types
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| seen.sees(*i))
+        .map(|(_, t)| t.kind.as_str())
+        .collect();
+    assert_eq!(
+        seen_kinds,
+        BTreeSet::from(["DevMachineTemplate", "KubeadmConfigTemplate"]),
+        "the policy's and the webhook's types, no others"
+    );
+    // Deleted on the source: the plan's objects; annotated first: those with finalizers and
+    // those of the two checked kinds.
+    let plan = dry_run(&src, Some(&ns)).await.expect("plan");
+    let deleted: Vec<&Value> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.deleted_on_source())
+        .map(|n| &n.object)
+        .collect();
+    let needs = |o: &Value| {
+        o.pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+            || seen_kinds.contains(o["kind"].as_str().unwrap_or_default())
+    };
+    let expected = deleted.iter().filter(|o| needs(o)).count();
+    assert!(expected > 0 && expected < deleted.len());
+
+    let state = tempfile::tempdir().expect("state");
+    let report = move_objects(
+        &src,
+        &dst,
+        &MoveOptions {
+            namespace: Some(ns.clone()),
+            state_dir: state.path().to_path_buf(),
+            ..MoveOptions::default()
+        },
+    )
+    .await
+    .expect("the move passes the policy");
+    assert_eq!(report.exec.deleted, deleted.len());
+    assert_eq!(
+        report.exec.annotated, expected,
+        "objects with finalizers or a DELETE check on their type are annotated, no others"
+    );
+    assert_eq!(leftovers(&src, &ns).await, Vec::<String>::new());
+    assert_owner_uids_consistent(&dst, &ns, true).await;
 }
