@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, Result, bail};
 use kube_ops::cluster::{Cluster, ClusterRef};
 use kube_ops::fixtures::{FleetSpec, create_fleet};
 
@@ -134,14 +134,7 @@ pub fn run(clusters: usize, clusterctl_timeout: u64, parallel: usize) -> anyhow:
     };
     let clusterctl = get("WORLD_CLUSTERCTL")?;
     eprintln!("building manage (release)…");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "manage"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("cargo build --release -p manage failed");
-    }
-    let manage = root.join("target/release/manage");
+    let manage = build_manage(&root)?;
     let id = format!(
         "{:x}",
         std::time::SystemTime::now()
@@ -289,6 +282,32 @@ pub fn run(clusters: usize, clusterctl_timeout: u64, parallel: usize) -> anyhow:
         our_req.writes / objects.max(1) as f64,
     );
     Ok(())
+}
+
+/// Builds `manage` (release) and returns the executable cargo reports, wherever the target
+/// directory is (`CARGO_TARGET_DIR`, a config file, or `target/`).
+fn build_manage(root: &Path) -> Result<PathBuf> {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "manage",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(root)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("cargo build --release -p manage failed");
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "manage")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo built no manage executable")
 }
 
 fn tempdir_path(id: &str) -> PathBuf {
