@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use futures::{StreamExt, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{
-    DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, Preconditions,
+    DeleteParams, DynamicObject, ListParams, ObjectList, PartialObjectMeta, Patch, PatchParams,
+    PostParams, Preconditions,
 };
 use serde_json::{Map, Value, json};
 
@@ -121,6 +123,20 @@ fn delete_labels(plan: &Plan, run: &str) -> HashMap<usize, String> {
         }
     }
     out
+}
+
+/// Accept headers asking the server to answer a write with metadata only: of each object it
+/// returns, it encodes (and we parse) a fraction.
+const METADATA: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+const METADATA_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+fn metadata_answer(
+    mut req: http::Request<Vec<u8>>,
+    accept: &'static str,
+) -> http::Request<Vec<u8>> {
+    req.headers_mut()
+        .insert(http::header::ACCEPT, http::HeaderValue::from_static(accept));
+    req
 }
 
 fn has_finalizers(object: &Value) -> bool {
@@ -444,7 +460,7 @@ impl<'a> Executor<'a> {
         {
             m.remove("managedFields");
         }
-        let body: DynamicObject = serde_json::from_value(body).map_err(|e| Error::Malformed {
+        let body = serde_json::to_vec(&body).map_err(|e| Error::Malformed {
             object: node.id.to_string(),
             message: e.to_string(),
         })?;
@@ -453,19 +469,21 @@ impl<'a> Executor<'a> {
             field_manager: Some(manager),
             ..PostParams::default()
         };
+        let request = kube::core::Request::new(api.resource_url());
         let created = self
             .target
-            .call("create", what, Backoff::WRITE, true, |_| {
-                let api = api.clone();
-                let body = body.clone();
-                let pp = pp.clone();
-                async move { api.create(&pp, &body).await }
+            .call("create", what, Backoff::WRITE, true, |c| {
+                let req = request.create(&pp, body.clone());
+                async move {
+                    let req = metadata_answer(req.map_err(kube::Error::BuildRequest)?, METADATA);
+                    c.request::<PartialObjectMeta<DynamicObject>>(req).await
+                }
             })
             .await;
         let (uid, current_mf) = match created {
             Ok(o) => {
                 lock(&self.report).created += 1;
-                (o.metadata.uid.clone(), mf_value(&o))
+                (o.metadata.uid.clone(), mf_value(&o.metadata))
             }
             Err(e) if e.status() == Some(409) => {
                 let existing = self
@@ -486,7 +504,7 @@ impl<'a> Executor<'a> {
                     || same_content(&desired, &ex)
                 {
                     lock(&self.report).created += 1;
-                    (existing.metadata.uid.clone(), mf_value(&existing))
+                    (existing.metadata.uid.clone(), mf_value(&existing.metadata))
                 } else {
                     // Upstream: an existing object is overwritten with the source's content.
                     let mut upd = desired.clone();
@@ -512,7 +530,7 @@ impl<'a> Executor<'a> {
                         })
                         .await?;
                     lock(&self.report).updated += 1;
-                    (replaced.metadata.uid.clone(), mf_value(&replaced))
+                    (replaced.metadata.uid.clone(), mf_value(&replaced.metadata))
                 }
             }
             Err(e) => return Err(e),
@@ -600,17 +618,21 @@ impl<'a> Executor<'a> {
             }),
             ..DeleteParams::default()
         };
-        let dp = &dp;
+        let request = kube::core::Request::new(api.resource_url());
         let r = source
             .call(
                 "delete",
                 || node.id.to_string(),
                 Backoff::WRITE,
                 true,
-                |_| {
-                    let api = api.clone();
-                    let name = node.id.name.clone();
-                    async move { api.delete(&name, dp).await }
+                |c| {
+                    let req = request.delete(&node.id.name, &dp);
+                    async move {
+                        let req =
+                            metadata_answer(req.map_err(kube::Error::BuildRequest)?, METADATA);
+                        c.request_status::<PartialObjectMeta<DynamicObject>>(req)
+                            .await
+                    }
                 },
             )
             .await;
@@ -687,15 +709,24 @@ impl<'a> Executor<'a> {
                     let t: &TypeInfo = &self.plan.types[ti];
                     let api = t.api(slow.client().clone(), Some(&ns));
                     let lp = ListParams::default().labels(&selector);
+                    let request = kube::core::Request::new(api.resource_url());
                     slow.call(
                         "delete",
                         || format!("{count} {} in {ns}", t.kind),
                         Backoff::WRITE,
                         true,
-                        |_| {
-                            let api = api.clone();
-                            let lp = lp.clone();
-                            async move { api.delete_collection(&DeleteParams::default(), &lp).await }
+                        |c| {
+                            let req = request.delete_collection(&DeleteParams::default(), &lp);
+                            async move {
+                                let req = metadata_answer(
+                                    req.map_err(kube::Error::BuildRequest)?,
+                                    METADATA_LIST,
+                                );
+                                c.request_status::<ObjectList<PartialObjectMeta<DynamicObject>>>(
+                                    req,
+                                )
+                                .await
+                            }
                         },
                     )
                     .await
@@ -861,9 +892,8 @@ pub fn flux_type(f: &FluxRef) -> TypeInfo {
     }
 }
 
-fn mf_value(o: &DynamicObject) -> Value {
-    o.metadata
-        .managed_fields
+fn mf_value(meta: &ObjectMeta) -> Value {
+    meta.managed_fields
         .as_ref()
         .and_then(|m| serde_json::to_value(m).ok())
         .unwrap_or(Value::Null)
