@@ -548,17 +548,17 @@ impl<'a> Executor<'a> {
                 .await?;
             lock(&self.report).managed_fields_restored += 1;
         }
-        // An object that needs the annotation but has no finalizers is marked now, while the
-        // target works on the next creates, so that the delete phase removes it with a
-        // delete-collection. Recorded as created only after the mark, so a resumed run marks what
-        // an interrupted one did not. (An object with finalizers gets one patch in the delete
-        // phase that also drops them; one that needs no annotation is deleted directly.)
+        // An object that needs the annotation is marked now, its finalizers dropped in the same
+        // patch, while the target works on the next creates (the source is otherwise idle then),
+        // so that the delete phase removes it with a delete-collection. Nothing deletes it
+        // before every object exists on the target. Recorded as created only after the mark, so
+        // a resumed run marks what an interrupted one did not. An object that needs no
+        // annotation is deleted directly.
         if let Some(source) = self.source
             && node.deleted_on_source()
-            && !has_finalizers(&node.object)
             && self.annotated_before_delete(i)
         {
-            self.mark(source, i, false).await?;
+            self.mark(source, i, has_finalizers(&node.object)).await?;
         }
         lock(&self.new_uids).insert(i, uid.clone());
         self.record(Record::Created { node: i, uid }, false)?;
@@ -646,11 +646,10 @@ impl<'a> Executor<'a> {
     }
 
     /// Deletes one layer from the source. Objects that need the annotation were marked
-    /// (annotation, delete label) when they were created on the target; here only objects with
-    /// finalizers get a patch that drops them. Then one delete-collection per type, namespace and
-    /// shard selects exactly the labelled objects, and the objects that need no annotation are
-    /// deleted one by one. A last listing catches what was missed (an object whose mark was
-    /// lost, or that gained a finalizer since discovery) and deletes it one by one.
+    /// (annotation, delete label, no finalizers) when they were created on the target: one
+    /// delete-collection per type, namespace and shard selects exactly them. The objects that
+    /// need no annotation are deleted one by one. A last listing catches what was missed (an
+    /// object whose mark was lost, or that gained a finalizer since) and deletes it one by one.
     async fn delete_layer(&self, source: &Cluster, todo: &[usize]) -> Result<()> {
         let group_by_type = |members: &[usize]| {
             let mut groups: BTreeMap<(usize, String), Vec<usize>> = BTreeMap::new();
@@ -667,17 +666,6 @@ impl<'a> Executor<'a> {
             .iter()
             .copied()
             .partition(|i| self.annotated_before_delete(*i));
-        let with_finalizers: Vec<usize> = annotated
-            .iter()
-            .copied()
-            .filter(|i| has_finalizers(&self.plan.nodes[*i].object))
-            .collect();
-        run_all(
-            "removing finalizers on the source",
-            self.opts.parallelism,
-            stream::iter(with_finalizers).map(|i| self.mark(source, i, true)),
-        )
-        .await?;
         let mut deletes: Vec<(usize, String, String, usize)> = Vec::new();
         for ((ti, ns), members) in &group_by_type(&annotated) {
             let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
