@@ -116,7 +116,12 @@ devclusters.infrastructure.cluster.x-k8s.io,devmachines.infrastructure.cluster.x
 }
 
 /// Runs the benchmark with `clusters` clusters per tool.
-pub fn run(clusters: usize, clusterctl_timeout: u64, parallel: usize) -> anyhow::Result<()> {
+pub fn run(
+    clusters: usize,
+    clusterctl_timeout: u64,
+    parallel: usize,
+    manage: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let state = std::env::var_os("MOVE_WORLD_STATE")
         .map(PathBuf::from)
@@ -133,8 +138,13 @@ pub fn run(clusters: usize, clusterctl_timeout: u64, parallel: usize) -> anyhow:
         dst: get("WORLD_KUBECONFIG_DST")?,
     };
     let clusterctl = get("WORLD_CLUSTERCTL")?;
-    eprintln!("building manage (release)…");
-    let manage = build_manage(&root)?;
+    let manage = match manage {
+        Some(m) => m,
+        None => {
+            eprintln!("building manage (release)…");
+            build_manage(&root)?
+        }
+    };
     let id = format!(
         "{:x}",
         std::time::SystemTime::now()

@@ -61,6 +61,9 @@ enum Bench {
         /// Requests in flight per layer for manage.
         #[arg(long, default_value_t = 64)]
         parallel: usize,
+        /// Time this `manage` executable instead of building one (e.g. to compare two builds).
+        #[arg(long, value_name = "PATH")]
+        manage: Option<std::path::PathBuf>,
     },
 }
 
@@ -77,7 +80,8 @@ fn main() -> anyhow::Result<()> {
                     clusters,
                     clusterctl_timeout,
                     parallel,
+                    manage,
                 },
-        } => bench_move::run(clusters, clusterctl_timeout, parallel),
+        } => bench_move::run(clusters, clusterctl_timeout, parallel, manage),
     }
 }
