@@ -68,12 +68,20 @@ impl Rule {
     }
 }
 
-fn rule_of(r: &RuleWithOperations) -> Rule {
-    Rule {
-        operations: r.operations.clone().unwrap_or_default(),
-        groups: r.api_groups.clone().unwrap_or_default(),
-        resources: r.resources.clone().unwrap_or_default(),
-    }
+/// The rules of a configuration's webhooks (validating and mutating webhooks have the same
+/// `rules`, in different types).
+fn webhook_rules<'a>(
+    rules: impl Iterator<Item = &'a Option<Vec<RuleWithOperations>>>,
+) -> Vec<Rule> {
+    rules
+        .flatten()
+        .flatten()
+        .map(|r| Rule {
+            operations: r.operations.clone().unwrap_or_default(),
+            groups: r.api_groups.clone().unwrap_or_default(),
+            resources: r.resources.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// The types of `types` that one of `rules` matches on DELETE.
@@ -131,22 +139,12 @@ pub async fn delete_admission(cluster: &Cluster, types: &[TypeInfo]) -> Result<D
         list_rules::<ValidatingWebhookConfiguration, _>(
             cluster,
             "ValidatingWebhookConfigurations",
-            |c| c
-                .webhooks
-                .iter()
-                .flatten()
-                .flat_map(|w| w.rules.iter().flatten().map(rule_of))
-                .collect()
+            |c| webhook_rules(c.webhooks.iter().flatten().map(|w| &w.rules))
         ),
         list_rules::<MutatingWebhookConfiguration, _>(
             cluster,
             "MutatingWebhookConfigurations",
-            |c| c
-                .webhooks
-                .iter()
-                .flatten()
-                .flat_map(|w| w.rules.iter().flatten().map(rule_of))
-                .collect()
+            |c| webhook_rules(c.webhooks.iter().flatten().map(|w| &w.rules))
         ),
         list_rules::<ValidatingAdmissionPolicy, _>(cluster, "ValidatingAdmissionPolicies", |p| p
             .spec

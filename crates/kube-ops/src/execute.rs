@@ -131,12 +131,13 @@ const METADATA: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;
 const METADATA_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 
 fn metadata_answer(
-    mut req: http::Request<Vec<u8>>,
+    req: std::result::Result<http::Request<Vec<u8>>, kube::core::request::Error>,
     accept: &'static str,
-) -> http::Request<Vec<u8>> {
+) -> std::result::Result<http::Request<Vec<u8>>, kube::Error> {
+    let mut req = req.map_err(kube::Error::BuildRequest)?;
     req.headers_mut()
         .insert(http::header::ACCEPT, http::HeaderValue::from_static(accept));
-    req
+    Ok(req)
 }
 
 fn has_finalizers(object: &Value) -> bool {
@@ -473,11 +474,8 @@ impl<'a> Executor<'a> {
         let created = self
             .target
             .call("create", what, Backoff::WRITE, true, |c| {
-                let req = request.create(&pp, body.clone());
-                async move {
-                    let req = metadata_answer(req.map_err(kube::Error::BuildRequest)?, METADATA);
-                    c.request::<PartialObjectMeta<DynamicObject>>(req).await
-                }
+                let req = metadata_answer(request.create(&pp, body.clone()), METADATA);
+                async move { c.request::<PartialObjectMeta<DynamicObject>>(req?).await }
             })
             .await;
         let (uid, current_mf) = match created {
@@ -626,11 +624,9 @@ impl<'a> Executor<'a> {
                 Backoff::WRITE,
                 true,
                 |c| {
-                    let req = request.delete(&node.id.name, &dp);
+                    let req = metadata_answer(request.delete(&node.id.name, &dp), METADATA);
                     async move {
-                        let req =
-                            metadata_answer(req.map_err(kube::Error::BuildRequest)?, METADATA);
-                        c.request_status::<PartialObjectMeta<DynamicObject>>(req)
+                        c.request_status::<PartialObjectMeta<DynamicObject>>(req?)
                             .await
                     }
                 },
@@ -704,14 +700,13 @@ impl<'a> Executor<'a> {
                         Backoff::WRITE,
                         true,
                         |c| {
-                            let req = request.delete_collection(&DeleteParams::default(), &lp);
+                            let req = metadata_answer(
+                                request.delete_collection(&DeleteParams::default(), &lp),
+                                METADATA_LIST,
+                            );
                             async move {
-                                let req = metadata_answer(
-                                    req.map_err(kube::Error::BuildRequest)?,
-                                    METADATA_LIST,
-                                );
                                 c.request_status::<ObjectList<PartialObjectMeta<DynamicObject>>>(
-                                    req,
+                                    req?,
                                 )
                                 .await
                             }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kube_ops::admission::delete_admission;
 use kube_ops::cluster::{Cluster, ClusterRef};
 use kube_ops::fixtures::{FleetSpec, create_fleet};
-use kube_ops::{MoveOptions, dry_run, graph, move_objects};
+use kube_ops::{MoveOptions, MoveReport, dry_run, graph, move_objects};
 use serde_json::{Value, json};
 use test_world::World;
 
@@ -118,6 +118,25 @@ async fn fleet(c: &Cluster, namespaces: &[String], clusters: usize, identity: &s
     )
     .await
     .expect("fleet")
+}
+
+/// Our move of namespace `ns` from `src` to `dst`, journaled under `state`.
+async fn move_namespace(
+    src: &Cluster,
+    dst: &Cluster,
+    ns: &str,
+    state: &Path,
+) -> kube_ops::Result<MoveReport> {
+    move_objects(
+        src,
+        dst,
+        &MoveOptions {
+            namespace: Some(ns.to_owned()),
+            state_dir: state.to_path_buf(),
+            ..MoveOptions::default()
+        },
+    )
+    .await
 }
 
 /// Every object of the move types in `ns`, normalized: kind/name → labels, annotations, body
@@ -418,17 +437,9 @@ async fn oracle_clusterctl_and_ours_leave_the_same_target_and_an_empty_source() 
     }
     let state = tempfile::tempdir().expect("state");
     for ns in &ours {
-        let report = move_objects(
-            &src,
-            &dst,
-            &MoveOptions {
-                namespace: Some(ns.clone()),
-                state_dir: state.path().to_path_buf(),
-                ..MoveOptions::default()
-            },
-        )
-        .await
-        .expect("our move");
+        let report = move_namespace(&src, &dst, ns, state.path())
+            .await
+            .expect("our move");
         println!(
             "{ns}: {}",
             serde_json::to_string(&report).unwrap_or_default()
@@ -531,17 +542,9 @@ async fn cross_namespace_cluster_class_moves_like_clusterctl() {
 
     clusterctl_move(&w, &theirs);
     let state = tempfile::tempdir().expect("state");
-    move_objects(
-        &src,
-        &dst,
-        &MoveOptions {
-            namespace: Some(ours.clone()),
-            state_dir: state.path().to_path_buf(),
-            ..MoveOptions::default()
-        },
-    )
-    .await
-    .expect("our move");
+    move_namespace(&src, &dst, &ours, state.path())
+        .await
+        .expect("our move");
 
     let renames = [(ours.as_str(), theirs.as_str())];
     assert_same_but_names(
@@ -920,16 +923,7 @@ async fn completes_with_ten_percent_injected_5xx_and_timeouts() {
         })
     };
     let state = tempfile::tempdir().expect("state");
-    let result = move_objects(
-        &src,
-        &dst,
-        &MoveOptions {
-            namespace: Some(ns.clone()),
-            state_dir: state.path().to_path_buf(),
-            ..MoveOptions::default()
-        },
-    )
-    .await;
+    let result = move_namespace(&src, &dst, &ns, state.path()).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let injected = injector.await.unwrap_or(0);
     for c in &controls {
@@ -1184,17 +1178,9 @@ async fn objects_an_admission_check_sees_deleted_get_the_annotation_the_others_d
     assert!(expected > 0 && expected < deleted.len());
 
     let state = tempfile::tempdir().expect("state");
-    let report = move_objects(
-        &src,
-        &dst,
-        &MoveOptions {
-            namespace: Some(ns.clone()),
-            state_dir: state.path().to_path_buf(),
-            ..MoveOptions::default()
-        },
-    )
-    .await
-    .expect("the move passes the policy");
+    let report = move_namespace(&src, &dst, &ns, state.path())
+        .await
+        .expect("the move passes the policy");
     assert_eq!(report.exec.deleted, deleted.len());
     assert_eq!(
         report.exec.annotated, expected,
